@@ -1,0 +1,30 @@
+# Moorage: one command to set up and start everything, one to set up and test everything.
+#   make run    set up the host, then start redis, a Celery worker and daphne (Ctrl-C stops)
+#   make test   set up the host, then run tests/unit, tests/kernel and tests/web
+#   make check  ruff, mypy and the import contract
+# PYTEST_ARGS passes extra options to pytest: make test PYTEST_ARGS='-k network -x'
+
+VENV := .venv/bin
+# Kernel tests share this machine's namespaces, cgroups and links: run serially.
+TEST_DIRS := $(wildcard tests/unit tests/kernel tests/web)
+PYTEST_ARGS ?=
+
+.PHONY: setup test check run
+
+setup:
+	@scripts/setup-host
+
+# pytest exits 5 when it collected no test: for this project that means a broken suite.
+test: setup
+	@rc=0; $(VENV)/pytest -q $(TEST_DIRS) $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: no tests ran; the suite is broken" >&2; exit 1; fi; \
+	exit $$rc
+
+check: setup
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/mypy
+	$(VENV)/lint-imports --no-cache
+
+run: setup
+	@scripts/run-system
