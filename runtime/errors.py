@@ -69,7 +69,7 @@ class KernelError(MoorageError):
         super().__init__(text)
 
     @classmethod
-    def from_oserror(cls, operation: str, exc: OSError) -> "KernelError":
+    def from_oserror(cls, operation: str, exc: OSError) -> KernelError:
         return cls(operation, exc.errno or 0, exc.filename and str(exc.filename) or "")
 
 

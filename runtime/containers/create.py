@@ -1,0 +1,133 @@
+"""``create``: from a spec and an image to a container directory in state ``created``.
+
+Resolves the image, merges its config with the spec the way Docker does (entrypoint and
+command, environment by key, working dir, user, labels, stop signal), claims the name
+atomically, and lays out the container directory with its overlay dirs, its init layer
+and generated ``/etc/hostname``, ``/etc/hosts`` and ``/etc/resolv.conf`` (bind-mounted
+at start, so they never end up in an image). Nothing here touches the kernel.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import time
+
+from runtime import images, names, paths, rootfs, state
+from runtime.containers import store
+from runtime.errors import InvalidSpec, MoorageError, NotFound
+from runtime.spec import ContainerSpec, validate
+
+HOSTS_HEADER = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\n"
+    "ff00::0\tip6-mcastprefix\n"
+    "ff02::1\tip6-allnodes\n"
+    "ff02::2\tip6-allrouters\n"
+)
+
+
+def _merge_env(image_env: list[str], user_env: tuple[str, ...]) -> list[str]:
+    merged: dict[str, str] = {}
+    for item in image_env:
+        key, _, value = item.partition("=")
+        merged[key] = value
+    for item in user_env:
+        key, sep, value = item.partition("=")
+        if not sep:
+            if key not in os.environ:
+                continue
+            value = os.environ[key]
+        merged[key] = value
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
+def resolv_conf(network_mode: str) -> str:
+    """The host's resolv.conf, without loopback resolvers a container cannot reach."""
+    try:
+        with open("/etc/resolv.conf") as f:
+            text = f.read()
+    except OSError:
+        text = ""
+    if network_mode == "host":
+        return text
+    lines = [line for line in text.splitlines()
+             if not (line.startswith("nameserver") and len(line.split()) > 1
+                     and (line.split()[1].startswith("127.") or line.split()[1] == "::1"))]
+    if not any(line.startswith("nameserver") for line in lines):
+        lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
+    return "\n".join(lines) + "\n"
+
+
+def hosts_file(network_mode: str, hostname: str, address: str | None = None) -> str:
+    if network_mode == "host":
+        try:
+            with open("/etc/hosts") as f:
+                return f.read()
+        except OSError:
+            return HOSTS_HEADER
+    text = HOSTS_HEADER
+    if address:
+        text += f"{address}\t{hostname}\n"
+    return text
+
+
+def create(spec: ContainerSpec) -> str:
+    """Create a container; return its 64-hex id."""
+    validate(spec)
+    try:
+        image = images.resolve(spec.image)
+    except NotFound:
+        shown = spec.image if ":" in spec.image.rsplit("/", 1)[-1] or "@" in spec.image \
+            else spec.image + ":latest"
+        raise NotFound(f"Unable to find image '{shown}' locally") from None
+    config = image.config.get("config") or {}
+    entrypoint = list(spec.entrypoint) if spec.entrypoint is not None else \
+        list(config.get("Entrypoint") or [])
+    if spec.cmd:
+        cmd = list(spec.cmd)
+    elif spec.entrypoint is not None:
+        cmd = []   # a new entrypoint resets the image's CMD, as in Docker
+    else:
+        cmd = list(config.get("Cmd") or [])
+    argv = entrypoint + cmd
+    if not argv:
+        raise InvalidSpec("No command specified")
+    cid = secrets.token_hex(32)
+    if spec.name is not None:
+        name = names.validate_name(spec.name)
+    else:
+        name = names.random_name(store.name_taken)
+    hostname = spec.hostname or (socket.gethostname() if spec.network_mode == "host"
+                                 else cid[:12])
+    labels = dict(config.get("Labels") or {})
+    labels.update(spec.labels)
+    record = store.Record(
+        id=cid, name=name, created=time.time(), spec=spec, image_id=image.id,
+        image_ref=spec.image, path=argv[0], args=argv[1:],
+        env=_merge_env(list(config.get("Env") or []), spec.env),
+        workdir=spec.workdir or config.get("WorkingDir") or "",
+        user=spec.user if spec.user is not None else config.get("User") or "",
+        hostname=hostname, stop_signal=spec.stop_signal or config.get("StopSignal") or "SIGTERM",
+        stop_timeout=spec.stop_timeout if spec.stop_timeout is not None else 10,
+        labels=labels, image_config=config, layer_dirs=[str(p) for p in image.layer_dirs()])
+    store.claim_name(name, cid)
+    directory = record.directory
+    try:
+        for sub in ("upper", "work", "merged", "init"):
+            (directory / sub).mkdir(parents=True, exist_ok=True)
+        rootfs.ensure_mountpoints(directory / "init")
+        (directory / "hostname").write_text(hostname + "\n")
+        (directory / "hosts").write_text(hosts_file(spec.network_mode, hostname))
+        (directory / "resolv.conf").write_text(resolv_conf(spec.network_mode))
+        state.save(directory, state.State(status=state.CREATED))
+        store.save(record)
+    except (OSError, MoorageError):
+        shutil.rmtree(directory, ignore_errors=True)
+        store.release_name(name, cid)
+        raise
+    paths.run_root().mkdir(parents=True, exist_ok=True)
+    return cid

@@ -1,0 +1,126 @@
+"""Removing containers, and finding what a crash left behind.
+
+``remove`` refuses a running container unless forced, then kills it through its
+monitor and deletes everything it owns: its directory (overlay upper and work dirs,
+log, state), its name, its cgroup and its socket. All steps treat "already gone" as
+success, so a second ``rm -f`` racing the first finds nothing to corrupt. ``gc`` finds
+kernel objects with our prefix that no container owns.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+
+from runtime import attach, cgroups, paths, state
+from runtime.containers import store
+from runtime.containers.lifecycle import _stop_process, operation
+from runtime.containers.reconcile import monitor_alive, reconcile
+from runtime.errors import CleanupError, Conflict, MoorageError
+
+
+def remove(ref: str, force: bool = False) -> str:
+    with operation(ref) as cid:
+        st = reconcile(cid)
+        if st.status in state.ACTIVE:
+            if not force:
+                raise Conflict(f"You cannot remove a running container {cid}. Stop the "
+                               "container before attempting removal or force remove")
+            with state.updating(paths.container(cid)) as current:
+                current.status = state.REMOVING
+                current.manually_stopped = True
+            if st.status == state.RESTARTING:
+                attach.request(cid, {"op": "cancel_restart"})
+            else:
+                _stop_process(cid, signal.SIGKILL, -1, st.status == state.PAUSED)
+            _wait_for_monitor(cid)
+        remove_stopped(cid)
+        return cid
+
+
+def _wait_for_monitor(cid: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = state.load(paths.container(cid))
+        if not monitor_alive(st):
+            return
+        time.sleep(0.01)
+    raise CleanupError(f"the monitor of container {cid[:12]} did not exit")
+
+
+def remove_stopped(cid: str) -> None:
+    """Delete a stopped container's files, name and leftovers. Idempotent."""
+    directory = paths.container(cid)
+    try:
+        record = store.load(cid)
+        name = record.name
+    except MoorageError:
+        name = None
+    group = cgroups.open_cgroup(cid)
+    if group.exists():
+        group.kill_all(signal.SIGKILL)
+        group.destroy()
+    attach.remove_socket(cid)
+    shm = directory / "shm"
+    if os.path.ismount(shm):
+        from runtime import syscalls
+        syscalls.umount2(str(shm), syscalls.MNT_DETACH)
+    # Hide the container first (config.json marks it as existing), then delete.
+    try:
+        os.unlink(directory / "config.json")
+    except FileNotFoundError:
+        pass
+    if name:
+        store.release_name(name, cid)
+    shutil.rmtree(directory, ignore_errors=True)
+    if directory.exists():
+        raise CleanupError(f"could not remove {directory}")
+
+
+def prune() -> list[str]:
+    """Remove every stopped container; return their ids."""
+    removed = []
+    for cid in store.ids():
+        try:
+            st = reconcile(cid)
+            if st.status in (state.CREATED, state.EXITED, state.DEAD):
+                remove(cid)
+                removed.append(cid)
+        except MoorageError:
+            continue
+    return removed
+
+
+def gc() -> dict[str, list[str]]:
+    """Kernel objects and files with our prefix that no live container owns, removed."""
+    known = set(store.ids())
+    found: dict[str, list[str]] = {"cgroups": [], "sockets": [], "directories": []}
+    for name in cgroups.list_names():
+        if name not in known or state.load(paths.container(name)).status not in state.ACTIVE:
+            group = cgroups.open_cgroup(name)
+            group.kill_all(signal.SIGKILL)
+            group.destroy()
+            found["cgroups"].append(name)
+    try:
+        for entry in os.scandir(paths.run_root()):
+            cid = entry.name.removesuffix(".sock")
+            if entry.name.endswith(".sock") and cid not in known:
+                os.unlink(entry.path)
+                found["sockets"].append(cid)
+    except FileNotFoundError:
+        pass
+    try:
+        for entry in os.scandir(paths.containers()):
+            if len(entry.name) == 64 and entry.name not in known:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                found["directories"].append(entry.name)
+    except FileNotFoundError:
+        pass
+    names = store.names_dir()
+    if names.exists():
+        for link in names.iterdir():
+            if os.readlink(link) not in known:
+                link.unlink()
+    return found

@@ -1,0 +1,109 @@
+"""The container's first process, from fork to execve.
+
+The monitor forks this after ``unshare(CLONE_NEWPID)``, so it is PID 1 of the new PID
+namespace. It creates (or joins) the other namespaces, tells the monitor it is ready
+(so the monitor can put it in its cgroups and wire its network), waits for the go-ahead,
+builds the root filesystem, pivots into it, hardens it, sets up its stdio or TTY, drops
+privileges and execs the command. It never returns: on failure it writes
+``<exit code> <message>`` to the error pipe and exits with that code.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import struct
+import traceback
+from dataclasses import dataclass
+
+from runtime import namespaces, process, rootfs, syscalls, tty
+from runtime.errors import ExecFailed, MoorageError
+
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+@dataclass(frozen=True)
+class InitPlan:
+    rootfs: rootfs.RootfsPlan
+    modes: namespaces.Modes
+    hostname: str
+    domainname: str
+    process: process.ProcessSpec
+    tty: bool
+    private_network: bool     # a new netns whose loopback we bring up
+
+
+@dataclass(frozen=True)
+class InitPipes:
+    ready_w: int      # init → monitor: namespaces exist
+    go_r: int         # monitor → init: cgroups and network are in place
+    error_w: int      # init → monitor: exec failure, closed on successful exec (CLOEXEC)
+    console: int      # socket to send the pty master over, or -1
+    stdin: int        # fds to become 0, 1, 2 when there is no TTY (-1: /dev/null)
+    stdout: int
+    stderr: int
+
+
+def _loopback_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
+def _stdio(plan: InitPlan, pipes: InitPipes) -> None:
+    if plan.tty:
+        tty.become_controlling(tty.open_in_container(pipes.console))
+        return
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(pipes.stdin if pipes.stdin >= 0 else null, 0)
+    os.dup2(pipes.stdout if pipes.stdout >= 0 else null, 1)
+    os.dup2(pipes.stderr if pipes.stderr >= 0 else null, 2)
+    for fd in {null, pipes.stdin, pipes.stdout, pipes.stderr} - {-1, 0, 1, 2}:
+        os.close(fd)
+
+
+def run(plan: InitPlan, pipes: InitPipes) -> None:
+    code = 126
+    try:
+        os.setsid()
+        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        namespaces.enter_for_init(plan.modes)
+        os.write(pipes.ready_w, b"r")
+        os.close(pipes.ready_w)
+        if os.read(pipes.go_r, 1) != b"g":
+            os._exit(1)   # the monitor gave up on us
+        os.close(pipes.go_r)
+        syscalls.unshare(syscalls.CLONE_NEWCGROUP)
+        rootfs.mount_rootfs(plan.rootfs)
+        rootfs.pivot(plan.rootfs.merged)
+        rootfs.harden(plan.rootfs)
+        if plan.modes.uts == "private":
+            socket.sethostname(plan.hostname)
+            if plan.domainname:
+                with open("/proc/sys/kernel/domainname", "w") as f:
+                    f.write(plan.domainname)
+        if plan.private_network:
+            _loopback_up()
+        _stdio(plan, pipes)
+        env = process.become(plan.process)
+        process.execute(plan.process, env)
+    except ExecFailed as e:
+        code = e.exit_code
+        message = str(e)
+    except MoorageError as e:
+        message = str(e)
+    except OSError as e:
+        message = f"{e.strerror or e}{': ' + str(e.filename) if e.filename else ''}"
+    except BaseException:  # noqa: BLE001 - the monitor must hear about any failure
+        message = traceback.format_exc(limit=3).strip().splitlines()[-1]
+    try:
+        os.write(pipes.error_w, f"{code} {message}".encode())
+    finally:
+        os._exit(code)
