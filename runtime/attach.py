@@ -1,6 +1,6 @@
 """The attach protocol between a container's monitor and its clients.
 
-The monitor listens on ``$MOORAGE_RUN/<id>.sock`` (a unix stream socket, mode 0600).
+The monitor listens on ``$MOORAGE_RUN/<id[:32]>.sock`` (a unix stream socket, mode 0600).
 Everything on it is framed like Docker's multiplexed attach stream: an 8-byte header
 ``[kind, 0, 0, 0, length (big-endian u32)]`` then the payload. Kinds: 0 stdin,
 1 stdout, 2 stderr, 3 control (a JSON object). A client's first frame is a control
@@ -26,8 +26,12 @@ STDIN, STDOUT, STDERR, CONTROL = 0, 1, 2, 3
 HEADER = struct.Struct(">BxxxI")
 
 
+SOCKET_ID_LENGTH = 32   # 128 bits of the id: unique, and short enough for sun_path
+
+
 def socket_path(cid: str) -> Path:
-    return paths.run_root() / f"{cid}.sock"
+    """Unix socket paths are limited to 107 bytes, so the name carries half the id."""
+    return paths.run_root() / f"{cid[:SOCKET_ID_LENGTH]}.sock"
 
 
 def frame(kind: int, payload: bytes) -> bytes:

@@ -106,7 +106,7 @@ def gc() -> dict[str, list[str]]:
     try:
         for entry in os.scandir(paths.run_root()):
             cid = entry.name.removesuffix(".sock")
-            if entry.name.endswith(".sock") and cid not in known:
+            if entry.name.endswith(".sock") and not any(k.startswith(cid) for k in known):
                 os.unlink(entry.path)
                 found["sockets"].append(cid)
     except FileNotFoundError:
