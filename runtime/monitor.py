@@ -27,6 +27,7 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -81,18 +82,26 @@ class Launch:
 
 
 def spawn(cid: str) -> Launch:
-    """Start a detached monitor for ``cid``; returns once it listens for attach clients."""
+    """Start a detached monitor for ``cid``; returns once it listens for attach clients.
+
+    A single-threaded caller (the CLI) forks the monitor straight from itself, which
+    saves starting a second interpreter; a multithreaded one (a Celery worker, daphne)
+    must not fork into setns/unshare, so it execs a fresh ``python -m runtime.monitor``.
+    """
     report_r, report_w = os.pipe()
     go_r, go_w = os.pipe()
     log_path = paths.container(cid) / "monitor.log"
-    with open(log_path, "ab") as log:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "runtime.monitor", cid, str(report_w), str(go_r)],
-            pass_fds=(report_w, go_r), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True, cwd="/")
+    if threading.active_count() == 1:
+        _fork_monitor(cid, report_w, go_r, log_path)
+    else:
+        with open(log_path, "ab") as log:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "runtime.monitor", cid, str(report_w), str(go_r)],
+                pass_fds=(report_w, go_r), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True, cwd="/")
+        child.wait()   # the first process forks the real monitor and exits at once
     os.close(report_w)
     os.close(go_r)
-    child.wait()   # the first process forks the real monitor and exits at once
     report = os.fdopen(report_r, "rb", buffering=0)
     first = report.readline().decode().strip()
     launch = Launch(cid, report, go_w)
@@ -101,6 +110,34 @@ def spawn(cid: str) -> Launch:
         launch.report = _Replay(first, report)
         launch.result()   # raises with the monitor's reason
     return launch
+
+
+def _fork_monitor(cid: str, report_w: int, go_r: int, log_path: Any) -> None:
+    first = os.fork()
+    if first:
+        os.waitpid(first, 0)
+        return
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        # Keep only the two pipes: an inherited lock fd (the caller's op.lock) would
+        # otherwise stay held for the container's whole life.
+        log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        keep = sorted({report_w, go_r})
+        os.closerange(3, keep[0])
+        os.closerange(keep[0] + 1, keep[1])
+        os.closerange(keep[1] + 1, 65536)
+        os.chdir("/")
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False)
+        _run_monitor(cid, report_w, go_r)
+    finally:
+        os._exit(1)
 
 
 class _Replay:
@@ -715,12 +752,11 @@ def _unmount_shm(path: Any) -> None:
         syscalls.umount2(str(path), syscalls.MNT_DETACH)
 
 
-def main(argv: list[str]) -> None:
-    cid, report_fd, go_fd = argv[0], int(argv[1]), int(argv[2])
-    if os.fork():
-        os._exit(0)   # detach: the real monitor is reparented away from the caller
+def _run_monitor(cid: str, report_fd: int, go_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGWINCH, signal.SIG_DFL)
     try:
         Monitor(cid).serve(report_fd, go_fd)
     except BaseException:
@@ -733,6 +769,13 @@ def main(argv: list[str]) -> None:
         os._exit(1)
     sys.stderr.flush()
     os._exit(0)
+
+
+def main(argv: list[str]) -> None:
+    cid, report_fd, go_fd = argv[0], int(argv[1]), int(argv[2])
+    if os.fork():
+        os._exit(0)   # detach: the real monitor is reparented away from the caller
+    _run_monitor(cid, report_fd, go_fd)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from runtime import state, units
-from runtime.cli import gotemplate, output
+from runtime.cli import output
 from runtime.containers.store import Record
 from runtime.errors import InvalidSpec
 
@@ -27,11 +27,13 @@ _COLUMN_TITLES = {
 
 
 def render_template(template: str, data: Any) -> str:
+    from runtime.cli import gotemplate   # a large parser: only load it for --format
     return gotemplate.render(template, data)
 
 
 def print_formatted(template: str, items: list[dict[str, Any]]) -> None:
     """``--format``: plain templates print a line per item; ``table ...`` adds headers."""
+    from runtime.cli import gotemplate
     if gotemplate.is_table(template):
         body = gotemplate.strip_table(template)
         header = gotemplate.render(body, _HeaderProxy())

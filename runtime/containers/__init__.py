@@ -13,31 +13,31 @@ its consumers call these and nothing deeper.
 
 from __future__ import annotations
 
-from runtime.containers import store
-from runtime.containers.create import create
-from runtime.containers.lifecycle import kill, operation, pause, restart, start, stop, unpause, wait
-from runtime.containers.reconcile import reconcile, reconcile_all
-from runtime.containers.teardown import gc, prune, remove
-from runtime.containers.views import cpu_percent, inspect, list_containers, logs, sample, top
-from runtime.errors import Conflict
-from runtime.names import validate_name
+import importlib
+from typing import Any
 
-__all__ = ["create", "start", "stop", "kill", "restart", "pause", "unpause", "wait", "remove",
-           "prune", "gc", "inspect", "list_containers", "top", "sample", "cpu_percent", "logs",
-           "rename", "reconcile", "reconcile_all", "resolve"]
+# Exports load on first use (PEP 562): the monitor imports ``runtime.containers.store``
+# at every container start and must not pay for every verb's imports.
+_EXPORTS = {
+    "create": "create",
+    "start": "lifecycle", "stop": "lifecycle", "kill": "lifecycle", "restart": "lifecycle",
+    "pause": "lifecycle", "unpause": "lifecycle", "wait": "lifecycle",
+    "operation": "lifecycle",
+    "remove": "teardown", "prune": "teardown", "gc": "teardown",
+    "reconcile": "reconcile", "reconcile_all": "reconcile",
+    "inspect": "views", "list_containers": "views", "top": "views", "sample": "views",
+    "cpu_percent": "views", "logs": "views",
+    "rename": "rename", "resolve": "store",
+}
+_SUBMODULES = {"store", "views", "lifecycle", "teardown", "reconcile", "create", "rename"}
 
-resolve = store.resolve
+__all__ = sorted(_EXPORTS)
 
 
-def rename(ref: str, new_name: str) -> str:
-    new_name = validate_name(new_name)
-    with operation(ref) as cid:
-        record = store.load(cid)
-        if record.name == new_name:
-            raise Conflict("Renaming a container with the same name as its current name")
-        store.claim_name(new_name, cid)
-        old = record.name
-        record.name = new_name
-        store.save(record)
-        store.release_name(old, cid)
-        return cid
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f"runtime.containers.{_EXPORTS[name]}")
+        return getattr(module, name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"runtime.containers.{name}")
+    raise AttributeError(f"module 'runtime.containers' has no attribute {name!r}")
