@@ -36,6 +36,18 @@ def _last_cap() -> int:
         return len(NAMES) - 1
 
 
+def _held() -> int:
+    """This process's permitted capabilities, as /proc/self/status shows them."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapPrm:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return (1 << (_last_cap() + 1)) - 1
+
+
 def normalise(name: str) -> str:
     """'net_admin', 'CAP_NET_ADMIN' and 'NET_ADMIN' all mean NET_ADMIN; 'ALL' stays."""
     upper = name.strip().upper()
@@ -51,7 +63,10 @@ def effective_set(cap_add: tuple[str, ...], cap_drop: tuple[str, ...],
     """The capability names a container gets, as Docker computes them."""
     every = tuple(n for n in NAMES if NUMBER[n] <= _last_cap())
     if privileged:
-        return every
+        # All we hold, not all the kernel knows: capset(2) refuses a permitted set
+        # larger than the engine's own (a host that runs us with a trimmed set).
+        held = _held()
+        return tuple(n for n in every if held & (1 << NUMBER[n]))
     adds = {normalise(c) for c in cap_add}
     drops = {normalise(c) for c in cap_drop}
     base = set(DEFAULT)

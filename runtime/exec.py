@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from runtime import capabilities, cgroups, namespaces, process, state, tty
 from runtime.containers import store
-from runtime.containers.reconcile import reconcile
+from runtime.containers.recovery import reconcile
 from runtime.errors import Conflict, ExecFailed, MoorageError
 
 
@@ -53,6 +53,10 @@ def exec_process(ref: str, argv: list[str], *, use_tty: bool = False, stdin: int
         user=user if user is not None else record.user,
         capabilities=capabilities.effective_set(spec.cap_add, spec.cap_drop, spec.privileged),
         no_new_privileges=not spec.privileged)
+    if detach:
+        # A detached process must not hold the caller's stdio: `exec -d` in a pipeline
+        # would otherwise keep the reader waiting until the process ends.
+        stdin = stdout = stderr = -1
     error_r, error_w = os.pipe()
     parent_sock = child_sock = None
     if use_tty:

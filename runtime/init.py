@@ -83,12 +83,14 @@ def run(plan: InitPlan, pipes: InitPipes) -> None:
         syscalls.unshare(syscalls.CLONE_NEWCGROUP)
         rootfs.mount_rootfs(plan.rootfs)
         rootfs.pivot(plan.rootfs.merged)
-        rootfs.harden(plan.rootfs)
+        # Before harden: the domain name is written through /proc/sys, which it
+        # makes read-only.
         if plan.modes.uts == "private":
             socket.sethostname(plan.hostname)
             if plan.domainname:
                 with open("/proc/sys/kernel/domainname", "w") as f:
                     f.write(plan.domainname)
+        rootfs.harden(plan.rootfs)
         if plan.private_network:
             _loopback_up()
         _stdio(plan, pipes)

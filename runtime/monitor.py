@@ -634,11 +634,12 @@ class Monitor:
             if fd != self.master_fd:
                 os.close(fd)
         self.outputs = {}
+        # stdin first: with a TTY it is the master itself, which it must not close twice.
+        self._close_stdin()
+        self.stdin_fd = -1
         if self.master_fd >= 0:
             os.close(self.master_fd)
         self.master_fd = -1
-        self._close_stdin()
-        self.stdin_fd = -1
         if self.log:
             self.log.flush_partial()
         self._teardown_cgroup()

@@ -152,6 +152,7 @@ def _mount_dev(plan: RootfsPlan) -> None:
             if container_path.startswith("/dev/") else f"{plan.merged}{container_path}"
         _mkdir(os.path.dirname(path))
         os.mknod(path, stat.S_IMODE(st.st_mode) | stat.S_IFMT(st.st_mode), st.st_rdev)
+        os.chmod(path, stat.S_IMODE(st.st_mode))   # mknod(2) applies the umask
     for name, target in DEV_LINKS:
         if not os.path.lexists(f"{dev}/{name}"):
             os.symlink(target, f"{dev}/{name}")

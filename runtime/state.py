@@ -126,7 +126,19 @@ def process_start_time(pid: int) -> int:
 
 
 def process_alive(pid: int, start_time: int) -> bool:
-    return pid > 0 and process_start_time(pid) == start_time
+    """``pid`` is still the process that started at ``start_time`` and has not exited.
+
+    A zombie has exited: a detached monitor's parent is PID 1, which may take a second
+    or more to reap it, and until then /proc still lists it with its start time.
+    """
+    if pid <= 0 or process_start_time(pid) != start_time:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2:].split()[0] not in (b"Z", b"X")
 
 
 def now() -> float:

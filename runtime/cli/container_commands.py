@@ -348,7 +348,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                         raise
             documents.append(images.resolve(ref).inspect())
         except MoorageError:
-            print(f"Error: No such object: {ref}", file=sys.stderr)
+            kind = "container" if args.type == "container" else "object"
+            print(f"Error: No such {kind}: {ref}", file=sys.stderr)
             failed = 1
     if args.format:
         for document in documents:

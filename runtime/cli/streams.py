@@ -34,7 +34,16 @@ def relay_attach(client: attach.Client, use_tty: bool, send_stdin: bool,
     selector.register(client.sock, selectors.EVENT_READ, "socket")
     stdin_fd = sys.stdin.fileno() if send_stdin else -1
     if stdin_fd >= 0:
-        selector.register(stdin_fd, selectors.EVENT_READ, "stdin")
+        try:
+            selector.register(stdin_fd, selectors.EVENT_READ, "stdin")
+        except PermissionError:
+            # epoll(7) refuses regular files and /dev/null (`run -i ... < file`); reading
+            # them never blocks, so send it all now.
+            while data := os.read(stdin_fd, 65536):
+                client.send(attach.STDIN, data)
+            if stdin_once and not use_tty:
+                client.send_control({"op": "close_stdin"})
+            stdin_fd = -1
     detector = tty.DetachDetector()
     resize_r = -1
     previous_handler = None

@@ -67,7 +67,8 @@ def cmd_gc(args: argparse.Namespace) -> int:
     found = containers.gc()
     for kind, items in found.items():
         for item in items:
-            print(f"removed orphaned {kind[:-1]}: {item}")
+            singular = {"directories": "directory"}.get(kind, kind.removesuffix("s"))
+            print(f"removed orphaned {singular}: {item}")
     return 0
 
 

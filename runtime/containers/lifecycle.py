@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 from runtime import attach, cgroups, monitor, paths, state
 from runtime.containers import store
-from runtime.containers.reconcile import reconcile
+from runtime.containers.recovery import reconcile
 from runtime.errors import Conflict, InvalidState
 from runtime.spec import signal_number
 
@@ -95,7 +95,7 @@ def _stop_process(cid: str, number: int, grace: float, paused: bool) -> None:
         try:
             waiter.wait_exit()
             return
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):   # a zero timeout makes the socket non-blocking
             pass
         waiter.sock.settimeout(None)
         _send_signal(cid, signal_module.SIGKILL)

@@ -17,7 +17,7 @@ import time
 from runtime import attach, cgroups, paths, state
 from runtime.containers import store
 from runtime.containers.lifecycle import _stop_process, operation
-from runtime.containers.reconcile import monitor_alive, reconcile
+from runtime.containers.recovery import monitor_alive, reconcile
 from runtime.errors import CleanupError, Conflict, MoorageError
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from runtime import cgroups, paths, state
 from runtime import logs as json_logs
 from runtime.containers import store
-from runtime.containers.reconcile import reconcile
+from runtime.containers.recovery import reconcile
 from runtime.errors import Conflict, InvalidSpec, NotFound
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -246,7 +246,9 @@ def top(ref: str, ps_args: list[str] | None = None) -> tuple[list[str], list[lis
     _running(cid)
     pids = set(cgroups.open_cgroup(cid).pids())
     args = ps_args or ["-ef"]
-    output = subprocess.run(["ps", *args], capture_output=True, text=True, check=False)
+    # -ww: ps otherwise cuts commands at 80 columns whenever it finds a terminal width.
+    output = subprocess.run(["ps", *args, "-ww"], capture_output=True, text=True,
+                            check=False)
     if output.returncode != 0:
         raise InvalidSpec(f"ps: {output.stderr.strip()}")
     lines = output.stdout.splitlines()

@@ -17,7 +17,7 @@ import time
 
 from runtime import images, names, paths, rootfs, state
 from runtime.containers import store
-from runtime.errors import InvalidSpec, MoorageError, NotFound
+from runtime.errors import InvalidSpec, MoorageError, NameInUse, NotFound
 from runtime.spec import ContainerSpec, validate
 
 HOSTS_HEADER = (
@@ -114,7 +114,16 @@ def create(spec: ContainerSpec) -> str:
         hostname=hostname, stop_signal=spec.stop_signal or config.get("StopSignal") or "SIGTERM",
         stop_timeout=spec.stop_timeout if spec.stop_timeout is not None else 10,
         labels=labels, image_config=config, layer_dirs=[str(p) for p in image.layer_dirs()])
-    store.claim_name(name, cid)
+    while True:
+        try:
+            store.claim_name(name, cid)
+            break
+        except NameInUse:
+            # A random name can be claimed by a concurrent create between the check in
+            # random_name and our symlink; only a name the user chose is a conflict.
+            if spec.name is not None:
+                raise
+            name = record.name = names.random_name(store.name_taken)
     directory = record.directory
     try:
         for sub in ("upper", "work", "merged", "init"):
