@@ -9,13 +9,13 @@ decides policy: it is the one place where the engine talks to libc directly.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 
 from runtime.errors import KernelError
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# Named directly: find_library would run ldconfig as a child process on every start.
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
 # Namespace flags, from <linux/sched.h>.
 CLONE_NEWNS = 0x00020000
