@@ -90,7 +90,10 @@ class Client:
     def recv(self) -> tuple[int, bytes] | None:
         """Next frame, or None when the monitor hung up."""
         while not self._pending:
-            data = self.sock.recv(65536)
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:
+                data = b""   # the monitor exited with our request unread: it hung up
             if not data:
                 return None
             self._pending.extend(self.reader.feed(data))

@@ -65,6 +65,13 @@ def _send_signal(cid: str, number: int) -> bool:
         return False
 
 
+def _cancel_restart(cid: str) -> None:
+    try:
+        attach.request(cid, {"op": "cancel_restart"})
+    except InvalidState:
+        pass   # the monitor gave up on its own meanwhile (it saw manually_stopped)
+
+
 def stop(ref: str, timeout: int | None = None) -> str:
     """Stop signal, wait ``timeout`` seconds (the container's default: 10), then SIGKILL."""
     with operation(ref) as cid:
@@ -75,8 +82,12 @@ def stop(ref: str, timeout: int | None = None) -> str:
         with state.updating(_directory(cid)) as current:
             current.manually_stopped = True
         if st.status == state.RESTARTING:
-            attach.request(cid, {"op": "cancel_restart"})
-            return cid
+            _cancel_restart(cid)
+            # A monitor busy launching the next run answers only once that run started;
+            # then there is a process to stop after all.
+            st = reconcile(cid)
+            if st.status not in (state.RUNNING, state.PAUSED):
+                return cid
         grace = record.stop_timeout if timeout is None else timeout
         _stop_process(cid, signal_number(record.stop_signal), grace, st.status == state.PAUSED)
         return cid

@@ -16,7 +16,7 @@ import time
 
 from runtime import attach, cgroups, paths, state
 from runtime.containers import store
-from runtime.containers.lifecycle import _stop_process, operation
+from runtime.containers.lifecycle import _cancel_restart, _stop_process, operation
 from runtime.containers.recovery import monitor_alive, reconcile
 from runtime.errors import CleanupError, Conflict, MoorageError
 
@@ -32,8 +32,9 @@ def remove(ref: str, force: bool = False) -> str:
                 current.status = state.REMOVING
                 current.manually_stopped = True
             if st.status == state.RESTARTING:
-                attach.request(cid, {"op": "cancel_restart"})
-            else:
+                _cancel_restart(cid)
+            # After cancel_restart, a pid means the monitor had already launched a new run.
+            if st.status != state.RESTARTING or state.load(paths.container(cid)).pid:
                 _stop_process(cid, signal.SIGKILL, -1, st.status == state.PAUSED)
             _wait_for_monitor(cid)
         remove_stopped(cid)

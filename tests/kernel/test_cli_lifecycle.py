@@ -20,6 +20,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from runtime import attach, cgroups, paths
 from tests.kernel.conftest import CLI
 
@@ -348,6 +350,22 @@ def test_restart_always_backs_off_with_growing_gaps_and_stop_keeps_it_stopped(mo
     time.sleep(1.5)   # longer than the next back-off step would have been
     assert fmt(moorage, "backoff", "{{.State.Running}} {{.RestartCount}}") == stopped
     assert fmt(moorage, "backoff", "{{.State.Status}}") == "exited"
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.15, 0.3])
+def test_stop_and_rm_succeed_whatever_moment_of_a_restart_loop_they_hit(moorage, delay):
+    # Runs of `true` last milliseconds and the first back-off steps are 0.1 s and 0.2 s,
+    # so these land on an exit, a back-off or a launch in progress.
+    moorage.ok("run", "-d", "--name", "looper", "--restart", "always", "busybox", "true")
+    time.sleep(delay)
+    stopped = moorage("stop", "-t", "1", "looper")
+    assert stopped.code == 0 and stopped.out == "looper\n", stopped.err
+    assert fmt(moorage, "looper", "{{.State.Status}}") == "exited"
+    cid = moorage.ok("run", "-d", "--restart", "always", "busybox", "true").strip()
+    time.sleep(delay)
+    removed = moorage("rm", "-f", cid)
+    assert removed.code == 0 and removed.out == cid + "\n", removed.err
+    assert all_ids(moorage) == [fmt(moorage, "looper", "{{.Id}}")]
 
 
 def test_on_failure_with_a_limit_gives_up_after_that_many_restarts(moorage):
