@@ -69,16 +69,21 @@ class Launch:
         """The container's host pid, or ExecFailed/MoorageError if it did not start."""
         line = self.report.readline().decode().strip()
         self.report.close()
-        kind, _, rest = line.partition(" ")
-        if kind == "ok":
-            return int(rest)
-        if kind == "exec":
-            code, _, message = rest.partition(" ")
-            raise ExecFailed(message, int(code))
-        if kind == "error":
-            raise MoorageError(rest)
-        raise MoorageError(f"container monitor for {self.cid[:12]} died while starting; "
-                           f"see {paths.container(self.cid) / 'monitor.log'}")
+        return _outcome(self.cid, line)
+
+
+def _outcome(cid: str, line: str) -> int:
+    """Decode a report line: ``ok PID``, ``exec CODE MESSAGE`` or ``error MESSAGE``."""
+    kind, _, rest = line.partition(" ")
+    if kind == "ok":
+        return int(rest)
+    if kind == "exec":
+        code, _, message = rest.partition(" ")
+        raise ExecFailed(message, int(code))
+    if kind == "error":
+        raise MoorageError(rest)
+    raise MoorageError(f"container monitor for {cid[:12]} died while starting; "
+                       f"see {paths.container(cid) / 'monitor.log'}")
 
 
 def spawn(cid: str) -> Launch:
@@ -104,12 +109,11 @@ def spawn(cid: str) -> Launch:
     os.close(go_r)
     report = os.fdopen(report_r, "rb", buffering=0)
     first = report.readline().decode().strip()
-    launch = Launch(cid, report, go_w)
     if first != "listening":
         os.close(go_w)
-        launch.report = _Replay(first, report)
-        launch.result()   # raises with the monitor's reason
-    return launch
+        report.close()
+        _outcome(cid, first)   # raises with the monitor's reason
+    return Launch(cid, report, go_w)
 
 
 def _fork_monitor(cid: str, report_w: int, go_r: int, log_path: Any) -> None:
@@ -138,17 +142,6 @@ def _fork_monitor(cid: str, report_w: int, go_r: int, log_path: Any) -> None:
         _run_monitor(cid, report_w, go_r)
     finally:
         os._exit(1)
-
-
-class _Replay:
-    def __init__(self, line: str, rest: Any) -> None:
-        self._line, self._rest = line, rest
-
-    def readline(self) -> bytes:
-        return (self._line + "\n").encode()
-
-    def close(self) -> None:
-        self._rest.close()
 
 
 # ---------------------------------------------------------------- the monitor itself
@@ -274,7 +267,7 @@ class Monitor:
         """Fork and start the init; on failure raise with Docker's exit code."""
         plan = self._plan()
         if self.spec.ipc_mode == "shareable":
-            _mount_shm(self.directory / "shm", self.spec.shm_size)
+            rootfs.mount_shared_shm(self.directory / "shm", self.spec.shm_size)
         self.cgroup.create(self._resources())
         ready_r, ready_w = os.pipe()
         go_r, go_w = os.pipe()
@@ -361,7 +354,7 @@ class Monitor:
             pass
         self.cgroup.destroy()
         if self.spec.ipc_mode == "shareable":
-            _unmount_shm(self.directory / "shm")
+            rootfs.unmount_shared_shm(self.directory / "shm")
 
     # -- serving
 
@@ -736,21 +729,6 @@ def _init_binary() -> str:
         if os.path.exists(candidate):
             return candidate
     raise MoorageError("--init needs tini (Debian package 'tini'); it is not installed")
-
-
-def _mount_shm(path: Any, size: int) -> None:
-    from runtime import syscalls
-    os.makedirs(path, exist_ok=True)
-    if not os.path.ismount(path):
-        syscalls.mount("shm", str(path), "tmpfs",
-                       syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC,
-                       f"mode=1777,size={size}")
-
-
-def _unmount_shm(path: Any) -> None:
-    from runtime import syscalls
-    if os.path.ismount(path):
-        syscalls.umount2(str(path), syscalls.MNT_DETACH)
 
 
 def _run_monitor(cid: str, report_fd: int, go_fd: int) -> None:

@@ -10,6 +10,7 @@ error pipe with Docker's exit codes: 127 not found, 126 not executable.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from runtime import capabilities, syscalls
@@ -77,32 +78,38 @@ def resolve_user(text: str) -> User:
     return User(uid, gid, extra, home if entry else "/")
 
 
+def merge_env(*layers: Iterable[str]) -> list[str]:
+    """Later layers override earlier ones by key, keeping the first position, as Docker
+    does; a bare ``NAME`` (``-e NAME``) takes the caller's value, or nothing."""
+    merged: dict[str, str] = {}
+    for layer in layers:
+        for item in layer:
+            key, sep, value = item.partition("=")
+            if not sep:
+                if key not in os.environ:
+                    continue
+                value = os.environ[key]
+            merged[key] = value
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
 def build_env(image_env: list[str], user_env: tuple[str, ...], hostname: str, tty: bool
               ) -> list[str]:
     """Docker's order: PATH, HOSTNAME, TERM, image ENV, then -e overriding by key."""
-    merged: dict[str, str] = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname}
-    if tty:
-        merged["TERM"] = "xterm"
-    for item in list(image_env) + list(user_env):
-        key, sep, value = item.partition("=")
-        if not sep:
-            if key in os.environ:  # '-e NAME' passes the caller's value through
-                merged[key] = os.environ[key]
-            continue
-        merged[key] = value
-    return [f"{k}={v}" for k, v in merged.items()]
+    defaults = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}"] + (["TERM=xterm"] if tty else [])
+    return merge_env(defaults, image_env, user_env)
 
 
 def find_executable(name: str, path_env: str) -> str:
     if "/" in name:
         try:
-            st = os.stat(name)
+            os.stat(name)
         except FileNotFoundError:
             raise ExecFailed(f'exec: "{name}": stat {name}: no such file or directory',
                              127) from None
         except OSError as e:
             raise ExecFailed(f'exec: "{name}": {e.strerror.lower()}', 126) from None
-        if not os.access(name, os.X_OK) or os.path.isdir(name) or not st.st_mode:
+        if not os.access(name, os.X_OK) or os.path.isdir(name):
             raise ExecFailed(f'exec: "{name}": permission denied', 126)
         return name
     for directory in path_env.split(":"):

@@ -228,6 +228,20 @@ def _try_mount(source: str | None, target: str, fstype: str | None, flags: int) 
             raise
 
 
+def mount_shared_shm(path: Path, size: int) -> None:
+    """A host-side tmpfs for a ``--ipc shareable`` container's /dev/shm, so that
+    ``--ipc container:NAME`` containers can bind the same one; idempotent."""
+    os.makedirs(path, exist_ok=True)
+    if not os.path.ismount(path):
+        sc.mount("shm", str(path), "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+                 f"mode=1777,size={size}")
+
+
+def unmount_shared_shm(path: Path) -> None:
+    if os.path.ismount(path):
+        sc.umount2(str(path), sc.MNT_DETACH)
+
+
 def ensure_mountpoints(init_dir: Path) -> None:
     """Files the container's /etc needs as bind targets, in its init layer."""
     for name in ("etc/hostname", "etc/hosts", "etc/resolv.conf"):

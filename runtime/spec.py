@@ -11,11 +11,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import signal as signal_module
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime import capabilities
+from runtime import capabilities, units
 from runtime.errors import InvalidSpec
 
 MIN_MEMORY = 6 * 1024 * 1024  # Docker's floor: "Minimum memory limit allowed is 6MB"
@@ -92,21 +91,6 @@ def parse_restart(text: str) -> tuple[str, int]:
     return name, 0
 
 
-def signal_number(name: str) -> int:
-    text = name.strip().upper()
-    if text.isdigit():
-        number = int(text)
-        if 0 < number < signal_module.NSIG:
-            return number
-        raise InvalidSpec(f"invalid signal: {name}")
-    if not text.startswith("SIG"):
-        text = "SIG" + text
-    try:
-        return int(getattr(signal_module.Signals, text))
-    except AttributeError:
-        raise InvalidSpec(f"invalid signal: {name}") from None
-
-
 def _cpus_in(cpuset: str, limit: int) -> bool:
     for part in cpuset.split(","):
         bounds = part.split("-")
@@ -145,7 +129,7 @@ def validate(spec: ContainerSpec) -> ContainerSpec:
     if spec.hostname and spec.network_mode.startswith("container:"):
         raise InvalidSpec("Conflicting options: hostname and the network mode")
     if spec.stop_signal:
-        signal_number(spec.stop_signal)
+        units.parse_signal(spec.stop_signal)
     if spec.stop_timeout is not None and spec.stop_timeout < -1:
         raise InvalidSpec("invalid stop timeout")
     for cap in spec.cap_add + spec.cap_drop:

@@ -8,7 +8,6 @@ echo each argument that succeeded and report each failure on its own line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -17,9 +16,9 @@ from typing import Any
 
 from runtime import attach, containers, units
 from runtime.cli import format, output
-from runtime.cli.format import print_formatted, render_template
+from runtime.cli.format import print_documents, print_formatted
 from runtime.cli.streams import Detached, relay_attach, relay_pty
-from runtime.errors import ExecFailed, InvalidSpec, MoorageError
+from runtime.errors import Conflict, ExecFailed, InvalidSpec, MoorageError
 from runtime.exec import exec_process
 from runtime.spec import ContainerSpec, parse_restart
 
@@ -321,8 +320,9 @@ def cmd_exec(args: argparse.Namespace) -> int:
                             user=args.user, workdir=args.workdir, env=tuple(args.env))
     except ExecFailed:
         raise
-    except MoorageError as e:
-        e.cli_exit_code = 126 if "not running" in str(e) or "paused" in str(e) else 1  # type: ignore[attr-defined]
+    except Conflict as e:
+        # Not running or paused: the command cannot be invoked, so 126 as for run.
+        e.cli_exit_code = 126  # type: ignore[attr-defined]
         raise
     if args.detach:
         proc.wait()
@@ -351,11 +351,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             kind = "container" if args.type == "container" else "object"
             print(f"Error: No such {kind}: {ref}", file=sys.stderr)
             failed = 1
-    if args.format:
-        for document in documents:
-            print(render_template(args.format, document))
-    else:
-        print(json.dumps(documents, indent=4))
+    print_documents(args.format, documents)
     return failed
 
 

@@ -6,6 +6,7 @@ strings are ``runtime.cli.output``.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
@@ -27,8 +28,17 @@ _COLUMN_TITLES = {
 
 
 def render_template(template: str, data: Any) -> str:
-    from runtime.cli import gotemplate   # a large parser: only load it for --format
+    from runtime.cli import gotemplate  # a large parser: only load it for --format
     return gotemplate.render(template, data)
+
+
+def print_documents(template: str | None, documents: list[Any]) -> None:
+    """``inspect``: a template line per document, or docker's indented JSON array."""
+    if template:
+        for document in documents:
+            print(render_template(template, document))
+    else:
+        print(json.dumps(documents, indent=4))
 
 
 def print_formatted(template: str, items: list[dict[str, Any]]) -> None:

@@ -5,14 +5,13 @@ image bootstrap. (tag, rmi, save/load, history, build and pull come with their i
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
 
 from runtime import images, units
 from runtime.cli import output
-from runtime.cli.format import print_formatted, render_template
+from runtime.cli.format import print_documents, print_formatted
 from runtime.errors import InvalidSpec, MoorageError
 
 
@@ -79,11 +78,7 @@ def cmd_image_inspect(args: argparse.Namespace) -> int:
         except MoorageError:
             print(f"Error: No such image: {ref}", file=sys.stderr)
             failed = 1
-    if args.format:
-        for document in documents:
-            print(render_template(args.format, document))
-    else:
-        print(json.dumps(documents, indent=4))
+    print_documents(args.format, documents)
     return failed
 
 

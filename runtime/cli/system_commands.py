@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 from typing import Any
 
 import runtime
@@ -48,19 +47,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_system_prune(args: argparse.Namespace) -> int:
-    if not args.force and sys.stdin.isatty():
-        answer = input("WARNING! This will remove all stopped containers.\n"
-                       "Are you sure you want to continue? [y/N] ")
-        if answer.strip().lower() != "y":
-            return 0
-    removed = containers.prune()
-    if removed:
-        print("Deleted Containers:")
-        for cid in removed:
-            print(cid)
-        print()
-    print("Total reclaimed space: 0B")
-    return 0
+    # Containers are all there is to prune until volumes, networks and image removal land.
+    from runtime.cli.container_commands import cmd_container_prune
+    return cmd_container_prune(args)
 
 
 def cmd_gc(args: argparse.Namespace) -> int:

@@ -9,13 +9,12 @@ at start, so they never end up in an image). Nothing here touches the kernel.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import socket
 import time
 
-from runtime import images, names, paths, rootfs, state
+from runtime import images, names, paths, process, rootfs, state
 from runtime.containers import store
 from runtime.errors import InvalidSpec, MoorageError, NameInUse, NotFound
 from runtime.spec import ContainerSpec, validate
@@ -28,21 +27,6 @@ HOSTS_HEADER = (
     "ff02::1\tip6-allnodes\n"
     "ff02::2\tip6-allrouters\n"
 )
-
-
-def _merge_env(image_env: list[str], user_env: tuple[str, ...]) -> list[str]:
-    merged: dict[str, str] = {}
-    for item in image_env:
-        key, _, value = item.partition("=")
-        merged[key] = value
-    for item in user_env:
-        key, sep, value = item.partition("=")
-        if not sep:
-            if key not in os.environ:
-                continue
-            value = os.environ[key]
-        merged[key] = value
-    return [f"{k}={v}" for k, v in merged.items()]
 
 
 def resolv_conf(network_mode: str) -> str:
@@ -108,7 +92,7 @@ def create(spec: ContainerSpec) -> str:
     record = store.Record(
         id=cid, name=name, created=time.time(), spec=spec, image_id=image.id,
         image_ref=spec.image, path=argv[0], args=argv[1:],
-        env=_merge_env(list(config.get("Env") or []), spec.env),
+        env=process.merge_env(config.get("Env") or [], spec.env),
         workdir=spec.workdir or config.get("WorkingDir") or "",
         user=spec.user if spec.user is not None else config.get("User") or "",
         hostname=hostname, stop_signal=spec.stop_signal or config.get("StopSignal") or "SIGTERM",

@@ -18,7 +18,7 @@ from runtime import attach, cgroups, monitor, paths, state
 from runtime.containers import store
 from runtime.containers.recovery import reconcile
 from runtime.errors import Conflict, InvalidState
-from runtime.spec import signal_number
+from runtime.units import parse_signal
 
 
 @contextlib.contextmanager
@@ -31,10 +31,6 @@ def operation(ref: str) -> Iterator[str]:
         yield cid
 
 
-def _directory(cid: str):  # noqa: ANN202 - a Path
-    return paths.container(cid)
-
-
 def start(ref: str, before_go: Callable[[str], None] | None = None) -> str:
     """Start a created or exited container. ``before_go`` may attach before it runs."""
     with operation(ref) as cid:
@@ -44,7 +40,7 @@ def start(ref: str, before_go: Callable[[str], None] | None = None) -> str:
         if st.status == state.PAUSED:
             raise InvalidState("cannot start a paused container, try unpause instead")
         state.check_transition(st.status, state.RUNNING, cid[:12])
-        with state.updating(_directory(cid)) as current:
+        with state.updating(paths.container(cid)) as current:
             current.manually_stopped = False
         launch = monitor.spawn(cid)
         if before_go:
@@ -79,7 +75,7 @@ def stop(ref: str, timeout: int | None = None) -> str:
         if st.status not in state.ACTIVE:
             return cid
         record = store.load(cid)
-        with state.updating(_directory(cid)) as current:
+        with state.updating(paths.container(cid)) as current:
             current.manually_stopped = True
         if st.status == state.RESTARTING:
             _cancel_restart(cid)
@@ -89,7 +85,7 @@ def stop(ref: str, timeout: int | None = None) -> str:
             if st.status not in (state.RUNNING, state.PAUSED):
                 return cid
         grace = record.stop_timeout if timeout is None else timeout
-        _stop_process(cid, signal_number(record.stop_signal), grace, st.status == state.PAUSED)
+        _stop_process(cid, parse_signal(record.stop_signal), grace, st.status == state.PAUSED)
         return cid
 
 
@@ -114,14 +110,14 @@ def _stop_process(cid: str, number: int, grace: float, paused: bool) -> None:
 
 
 def kill(ref: str, sig: str | int = "KILL") -> str:
-    number = sig if isinstance(sig, int) else signal_number(sig)
+    number = sig if isinstance(sig, int) else parse_signal(sig)
     with operation(ref) as cid:
         st = reconcile(cid)
         if st.status not in (state.RUNNING, state.PAUSED):
             raise Conflict(f"Cannot kill container: {ref}: Container {cid} is not running")
         record = store.load(cid)
-        if number in (signal_module.SIGKILL, signal_number(record.stop_signal)):
-            with state.updating(_directory(cid)) as current:
+        if number in (signal_module.SIGKILL, parse_signal(record.stop_signal)):
+            with state.updating(paths.container(cid)) as current:
                 current.manually_stopped = True
         if number == signal_module.SIGKILL:
             _stop_process(cid, number, -1, st.status == state.PAUSED)
@@ -137,7 +133,7 @@ def restart(ref: str, timeout: int | None = None) -> str:
 
 def _thaw(cid: str) -> None:
     cgroups.open_cgroup(cid).thaw()
-    with state.updating(_directory(cid)) as current:
+    with state.updating(paths.container(cid)) as current:
         if current.status == state.PAUSED:
             current.status = state.RUNNING
 
@@ -150,7 +146,7 @@ def pause(ref: str) -> str:
         if st.status != state.RUNNING:
             raise Conflict(f"Container {cid} is not running")
         cgroups.open_cgroup(cid).freeze()
-        with state.updating(_directory(cid)) as current:
+        with state.updating(paths.container(cid)) as current:
             current.status = state.PAUSED
         return cid
 
@@ -181,4 +177,4 @@ def wait(ref: str) -> int:
             if st.status not in state.ACTIVE:
                 break
             time.sleep(0.02)
-    return state.load(_directory(cid)).exit_code
+    return state.load(paths.container(cid)).exit_code

@@ -14,7 +14,7 @@ import shutil
 import signal
 import time
 
-from runtime import attach, cgroups, paths, state
+from runtime import attach, cgroups, paths, rootfs, state
 from runtime.containers import store
 from runtime.containers.lifecycle import _cancel_restart, _stop_process, operation
 from runtime.containers.recovery import monitor_alive, reconcile
@@ -64,10 +64,7 @@ def remove_stopped(cid: str) -> None:
         group.kill_all(signal.SIGKILL)
         group.destroy()
     attach.remove_socket(cid)
-    shm = directory / "shm"
-    if os.path.ismount(shm):
-        from runtime import syscalls
-        syscalls.umount2(str(shm), syscalls.MNT_DETACH)
+    rootfs.unmount_shared_shm(directory / "shm")
     # Hide the container first (config.json marks it as existing), then delete.
     try:
         os.unlink(directory / "config.json")
