@@ -90,14 +90,28 @@ class Client:
     def recv(self) -> tuple[int, bytes] | None:
         """Next frame, or None when the monitor hung up."""
         while not self._pending:
-            try:
-                data = self.sock.recv(65536)
-            except ConnectionResetError:
-                data = b""   # the monitor exited with our request unread: it hung up
-            if not data:
+            frames = self.recv_some()
+            if frames is None:
                 return None
-            self._pending.extend(self.reader.feed(data))
+            self._pending.extend(frames)
         return self._pending.pop(0)
+
+    def recv_some(self) -> list[tuple[int, bytes]] | None:
+        """Every frame one read of the socket completes (maybe none); None on hang-up.
+
+        For select loops: the socket is readable once per chunk, and a chunk may hold
+        several frames, so a loop must take them all rather than one per wake-up.
+        """
+        if self._pending:
+            frames, self._pending = self._pending, []
+            return frames
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            data = b""   # the monitor exited with our request unread: it hung up
+        if not data:
+            return None
+        return self.reader.feed(data)
 
     def wait_exit(self) -> dict[str, Any]:
         """Read until the control frame that reports the exit."""

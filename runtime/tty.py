@@ -69,7 +69,8 @@ def raw_terminal(fd: int) -> Iterator[None]:
         return
     saved = termios.tcgetattr(fd)
     try:
-        tty_module.setraw(fd)
+        # TCSANOW, not setraw's default TCSAFLUSH: keys typed before we got here are kept.
+        tty_module.setraw(fd, termios.TCSANOW)
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)

@@ -78,18 +78,18 @@ def relay_attach(client: attach.Client, use_tty: bool, send_stdin: bool,
                         rows, cols = tty.window_size(1)
                         client.send_control({"op": "resize", "rows": rows, "cols": cols})
                     else:
-                        item = client.recv()
-                        if item is None:
+                        frames = client.recv_some()
+                        if frames is None:
                             return None
-                        kind, payload = item
-                        if kind == attach.STDOUT:
-                            _write_all(1, payload)
-                        elif kind == attach.STDERR:
-                            _write_all(2, payload)
-                        elif kind == attach.CONTROL:
-                            message = json.loads(payload)
-                            if "exit" in message:
-                                return int(message["exit"])
+                        for kind, payload in frames:
+                            if kind == attach.STDOUT:
+                                _write_all(1, payload)
+                            elif kind == attach.STDERR:
+                                _write_all(2, payload)
+                            elif kind == attach.CONTROL:
+                                message = json.loads(payload)
+                                if "exit" in message:
+                                    return int(message["exit"])
     finally:
         selector.close()
         if previous_handler is not None:
