@@ -190,7 +190,9 @@ def read(path: Path, tail: int | None = None, since: float | None = None,
                     if entry and wanted(entry):
                         yield entry
                 continue
-            if handle and path.exists() and os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino:
+            rotated = handle and path.exists() and \
+                os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino
+            if rotated:
                 handle.close()          # rotated: continue with the new file from its start
                 handle = open(path, "rb")
                 continue

@@ -40,6 +40,7 @@ from runtime import (
     init,
     logs,
     namespaces,
+    network,
     paths,
     process,
     rootfs,
@@ -179,6 +180,7 @@ class Monitor:
         self.backoff = BACKOFF_START
         self.done = False
         self.log: logs.JsonFileWriter | None = None
+        self.plugged = network.Plugged()
         if self.spec.log_driver == "json-file":
             opts = self.spec.log_opts
             self.log = logs.JsonFileWriter(
@@ -306,10 +308,16 @@ class Monitor:
                 os.close(fd)
         if console_child:
             console_child.close()
+        plug_error: MoorageError | None = None
         try:
             if os.read(ready_r, 1) == b"r":
                 self.cgroup.add_process(pid)
-                os.write(go_w, b"g")
+                try:
+                    self.plugged = network.plug(self.record, pid)
+                except MoorageError as e:
+                    plug_error = e   # no "g": the init gives up and exits
+                else:
+                    os.write(go_w, b"g")
             if console_parent:
                 _, fds, _, _ = socket.recv_fds(console_parent, 1, 1)
                 if fds:
@@ -322,7 +330,7 @@ class Monitor:
                 os.close(fd)
             if console_parent:
                 console_parent.close()
-        if failure or (self.master_fd < 0 and plan.tty):
+        if plug_error or failure or (self.master_fd < 0 and plan.tty):
             os.waitpid(pid, 0)
             self.pid = 0
             for fd in stdio_parent + [self.stdin_fd, self.master_fd]:
@@ -330,6 +338,8 @@ class Monitor:
                     os.close(fd)
             self.stdin_fd = self.master_fd = -1
             self._teardown_cgroup()
+            if plug_error:
+                raise plug_error
             code, _, message = failure.decode(errors="replace").partition(" ")
             raise ExecFailed(message or "container init exited before starting",
                              int(code) if code.isdigit() else 126)
@@ -346,8 +356,16 @@ class Monitor:
         if self.stdin_fd >= 0 and self.stdin_fd != self.master_fd:
             os.set_blocking(self.stdin_fd, False)
         self.selector.register(self.pidfd, selectors.EVENT_READ, "exit")
+        for service in self.plugged.services:
+            self.selector.register(service, selectors.EVENT_READ, "service")
 
     def _teardown_cgroup(self) -> None:
+        registered = self.selector.get_map()
+        for service in self.plugged.services:
+            if service.fileno() in registered:   # not yet, if the start failed
+                self.selector.unregister(service)
+        self.plugged.unplug()
+        self.plugged = network.Plugged()
         try:
             self.cgroup.kill_all(signal.SIGKILL)
         except MoorageError:
@@ -455,6 +473,8 @@ class Monitor:
                     self._client_event(key.fd, events)
                 elif kind == "exit":
                     self._on_exit()
+                elif kind == "service":
+                    key.fileobj.on_readable()
             if self.restart_at and time.time() >= self.restart_at:
                 self.restart_at = 0.0
                 self._restart()

@@ -61,6 +61,23 @@ class ContainerSpec:
     shm_size: int = 64 * 1024 * 1024
     log_driver: str = "json-file"
     log_opts: dict[str, str] = field(default_factory=dict)
+    # Networking (runtime/network validates and applies these).
+    network_aliases: tuple[str, ...] = ()
+    ipv4_address: str = ""
+    mac_address: str = ""
+    publish: tuple[str, ...] = ()       # -p as typed: [IP:][HOST:]CONTAINER[/PROTO]
+    publish_all: bool = False           # -P
+    expose: tuple[str, ...] = ()        # --expose PORT[/PROTO] or a range
+    links: tuple[str, ...] = ()         # --link NAME[:ALIAS]
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    extra_hosts: tuple[str, ...] = ()   # --add-host NAME:IP
+    # Storage (runtime/volumes validates and applies these).
+    volumes: tuple[str, ...] = ()       # -v as typed: [SOURCE:]TARGET[:OPTIONS]
+    mounts: tuple[str, ...] = ()        # --mount as typed: type=...,source=...,target=...
+    tmpfs: tuple[str, ...] = ()         # --tmpfs PATH[:OPTIONS]
+    volumes_from: tuple[str, ...] = ()  # --volumes-from NAME[:ro|rw]
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -72,8 +89,9 @@ class ContainerSpec:
         for key in ("cmd", "entrypoint"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
-        for key in ("env", "cap_add", "cap_drop", "devices"):
-            values[key] = tuple(values.get(key) or ())
+        for f in dataclasses.fields(cls):
+            if f.type.startswith("tuple[str, ...]") and f.name not in ("cmd", "entrypoint"):
+                values[f.name] = tuple(values.get(f.name) or ())
         return cls(**values)
 
 
