@@ -411,11 +411,12 @@ class Monitor:
             st.error = ""
             st.oom_killed = False
             st.boot_id = state.boot_id()
+            st.lost = False
             auto_remove = self.spec.auto_remove
         os.write(report_fd, f"ok {self.pid}\n".encode())
         os.close(report_fd)
         self.loop()
-        if auto_remove and self.done:
+        if auto_remove and self.done:   # again, for a start that failed on restart
             from runtime.containers import teardown
             teardown.remove_stopped(self.cid)
         self._close()
@@ -663,8 +664,13 @@ class Monitor:
             st.finished_at = time.time()
             st.pid = 0
             restart = _should_restart(self.spec, st, code)
-            if st.status != state.REMOVING:
+            removing = st.status == state.REMOVING   # an `rm -f` is on it
+            if not removing:
                 st.status = state.RESTARTING if restart else state.EXITED
+        if self.spec.auto_remove and not restart and not removing:
+            # Before the exit is reported: `run --rm` returns once the container is gone.
+            from runtime.containers import teardown
+            teardown.remove_stopped(self.cid)
         self._broadcast_exit(code, oom)
         if restart:
             self.backoff = BACKOFF_START if ran_for >= BACKOFF_RESET_AFTER else self.backoff

@@ -51,6 +51,7 @@ class State:
     restart_count: int = 0
     manually_stopped: bool = False
     boot_id: str = ""
+    lost: bool = False          # its monitor died under it; restart policies still apply
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -4,7 +4,8 @@ A container whose state says running but whose monitor is gone (killed, or the h
 rebooted) is dead too: the monitor set PR_SET_PDEATHSIG on its init. ``reconcile``
 records that (exit 137 for a killed monitor, 255 after a reboot, as Docker shows for
 containers it lost) and removes what the monitor would have: the cgroup and the socket.
-``restart_lost`` then applies restart policies the way dockerd does at start-up.
+``reconcile_all`` then applies restart policies to the lost ones, the way dockerd does
+at start-up.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def reconcile(cid: str) -> state.State:
         st.error = "host rebooted" if rebooted else "container monitor died"
         st.pid = 0
         st.finished_at = time.time()
+        st.lost = True
     group = cgroups.open_cgroup(cid)
     try:
         group.kill_all(signal.SIGKILL)
@@ -61,13 +63,12 @@ def reconcile_all() -> list[str]:
     restarted = []
     for cid in store.ids():
         try:
-            before = state.load(paths.container(cid))
+            # Whoever noticed the loss first (maybe a `ps`), it is marked ``lost`` until
+            # the container starts again.
             st = reconcile(cid)
-            lost = before.status in state.ACTIVE and st.status == state.EXITED
             record = store.load(cid)
-            if (lost or st.boot_id != state.boot_id()) and st.status == state.EXITED \
-                    and should_restart_after_loss(record.spec.restart_policy, st) \
-                    and st.boot_id != "":
+            if st.lost and st.status == state.EXITED \
+                    and should_restart_after_loss(record.spec.restart_policy, st):
                 lifecycle.start(cid)
                 restarted.append(cid)
         except (MoorageError, FileNotFoundError):

@@ -318,8 +318,10 @@ def test_inspect_is_shaped_like_docker_and_templates_read_it(moorage):
                "{{.State.ExitCode}}") == "exited false 0 137"
 
 
-def test_run_rm_removes_the_container_when_it_exits(moorage):
+def test_run_rm_removes_the_container_before_it_returns(moorage):
     assert moorage.ok("run", "--rm", "--name", "brief", "busybox", "echo", "bye") == "bye\n"
+    # Looked at the instant the CLI is back, without a CLI call's delay in between.
+    assert [p.name for p in paths.containers().iterdir()] == [".names"]
     assert all_ids(moorage) == []
     moorage.ok("run", "--rm", "--name", "brief", "busybox", "true")   # the name is free
 
@@ -521,3 +523,16 @@ def test_log_rotation_keeps_at_most_max_file_files_and_logs_still_read(moorage):
     assert numbers[-1] == 300 and 5 < len(numbers) < 300
     assert numbers == list(range(numbers[0], 301))   # the newest lines, none lost between
     assert log_lines(moorage, cid, "--tail", "2") == ["line-299", "line-300"]
+
+
+def test_system_reconcile_restarts_a_lost_always_container_even_after_ps_saw_it(moorage):
+    keeper = moorage.ok("run", "-d", "--restart", "always", "busybox", "sleep", "1000").strip()
+    plain = moorage.ok("run", "-d", "busybox", "sleep", "1000").strip()
+    for cid in (keeper, plain):
+        os.kill(state_file(cid)["monitor_pid"], signal.SIGKILL)
+    # ps notices the losses first and records them as exits ...
+    assert wait_until(lambda: moorage.ok("ps", "-q") == "", timeout=10)
+    # ... and reconcile still knows which were lost, not stopped.
+    assert moorage.ok("system", "reconcile").split() == ["restarted", keeper]
+    assert moorage.ok("ps", "-q", "--no-trunc").split() == [keeper]
+    assert moorage.ok("system", "reconcile").split() == []
