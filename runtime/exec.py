@@ -15,7 +15,7 @@ import socket
 import traceback
 from dataclasses import dataclass
 
-from runtime import capabilities, cgroups, namespaces, process, state, tty
+from runtime import capabilities, cgroups, namespaces, process, seccomp, state, tty
 from runtime.containers import store
 from runtime.containers.recovery import reconcile
 from runtime.errors import Conflict, ExecFailed, MoorageError
@@ -46,13 +46,16 @@ def exec_process(ref: str, argv: list[str], *, use_tty: bool = False, stdin: int
     if not argv:
         raise ExecFailed("No exec command specified", 125)
     spec = record.spec
+    caps = capabilities.effective_set(spec.cap_add, spec.cap_drop, spec.privileged)
     proc = process.ProcessSpec(
         argv=tuple(argv),
         env=tuple(process.build_env(record.env, env, record.hostname, use_tty)),
         cwd=workdir or record.workdir or "/",
         user=user if user is not None else record.user,
-        capabilities=capabilities.effective_set(spec.cap_add, spec.cap_drop, spec.privileged),
-        no_new_privileges=not spec.privileged)
+        capabilities=caps, no_new_privileges=not spec.privileged,
+        seccomp=seccomp.default_profile(caps) if spec.seccomp_confined else None)
+    if proc.seccomp:
+        seccomp.preload()   # before the helper enters the container's mount namespace
     if detach:
         # A detached process must not hold the caller's stdio: `exec -d` in a pipeline
         # would otherwise keep the reader waiting until the process ends.

@@ -44,6 +44,7 @@ from runtime import (
     paths,
     process,
     rootfs,
+    seccomp,
     state,
 )
 from runtime.containers import store
@@ -257,10 +258,10 @@ class Monitor:
         if spec.init:
             argv = ["/sbin/docker-init", "--", *argv]
         proc = process.ProcessSpec(
+        caps = capabilities.effective_set(spec.cap_add, spec.cap_drop, spec.privileged)
             argv=tuple(argv), env=tuple(env), cwd=rec.workdir or "/", user=rec.user,
-            capabilities=capabilities.effective_set(spec.cap_add, spec.cap_drop,
-                                                    spec.privileged),
-            no_new_privileges=not spec.privileged)
+            capabilities=caps, no_new_privileges=not spec.privileged,
+            seccomp=seccomp.default_profile(caps) if spec.seccomp_confined else None)
         return init.InitPlan(rootfs=plan, modes=modes, hostname=rec.hostname,
                              domainname=spec.domainname or "", process=proc, tty=spec.tty,
                              private_network=modes.net == "private")
@@ -269,6 +270,8 @@ class Monitor:
         """Fork and start the init; on failure raise with Docker's exit code."""
         plan = self._plan()
         if self.spec.ipc_mode == "shareable":
+        if plan.process.seccomp:
+            seccomp.preload()   # the init cannot dlopen it after pivot_root
             rootfs.mount_shared_shm(self.directory / "shm", self.spec.shm_size)
         self.cgroup.create(self._resources())
         ready_r, ready_w = os.pipe()

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from runtime import capabilities, syscalls
+from runtime import capabilities, seccomp, syscalls
 from runtime.errors import ExecFailed, InvalidSpec
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -27,6 +27,7 @@ class ProcessSpec:
     user: str
     capabilities: tuple[str, ...]
     no_new_privileges: bool = True
+    seccomp: seccomp.Profile | None = None   # None: no filter (privileged, unconfined)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,8 @@ def become(spec: ProcessSpec) -> list[str]:
     capabilities.set_process_sets(spec.capabilities, keep=user.uid == 0)
     if spec.no_new_privileges:
         syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
+    if spec.seccomp is not None:
+        seccomp.install(spec.seccomp)
     os.chdir(cwd)
     return env
 

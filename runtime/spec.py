@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime import capabilities, units
+from runtime import capabilities, seccomp, units
 from runtime.errors import InvalidSpec
 
 MIN_MEMORY = 6 * 1024 * 1024  # Docker's floor: "Minimum memory limit allowed is 6MB"
@@ -78,6 +78,11 @@ class ContainerSpec:
     mounts: tuple[str, ...] = ()        # --mount as typed: type=...,source=...,target=...
     tmpfs: tuple[str, ...] = ()         # --tmpfs PATH[:OPTIONS]
     volumes_from: tuple[str, ...] = ()  # --volumes-from NAME[:ro|rw]
+    security_opt: tuple[str, ...] = ()  # --security-opt seccomp=unconfined ...
+
+    @property
+    def seccomp_confined(self) -> bool:
+        return not self.privileged and seccomp.parse_security_options(self.security_opt)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -152,6 +157,7 @@ def validate(spec: ContainerSpec) -> ContainerSpec:
         raise InvalidSpec("invalid stop timeout")
     for cap in spec.cap_add + spec.cap_drop:
         capabilities.normalise(cap)
+    seccomp.parse_security_options(spec.security_opt)
     if spec.network_mode not in ("none", "host", "bridge") and not \
             spec.network_mode.startswith("container:"):
         raise InvalidSpec(f"network {spec.network_mode} not found")

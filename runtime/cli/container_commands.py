@@ -56,6 +56,7 @@ def _add_create_options(p: argparse.ArgumentParser) -> None:
     a("--privileged", action="store_true")
     a("--network", "--net", default="none")
     a("--ipc", default="private")
+    a("--security-opt", action="append", default=[])
     a("--pid", default="")
     a("--device", action="append", default=[])
     a("--shm-size")
@@ -115,6 +116,7 @@ def spec_from_args(args: argparse.Namespace) -> ContainerSpec:
         ipc_mode=args.ipc, pid_mode=args.pid, devices=tuple(args.device),
         shm_size=units.parse_bytes(args.shm_size) if args.shm_size else 64 * 1024 * 1024,
         log_driver=args.log_driver, log_opts=log_opts)
+        security_opt=tuple(args.security_opt),
 
 
 def _engine_error(e: MoorageError) -> MoorageError:

@@ -17,14 +17,17 @@ header row and aligns columns with :func:`tabwrite`. Pure functions; nothing on 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runtime.cli.gotemplate.execute import State
-from runtime.cli.gotemplate.functions import FUNCTIONS
 from runtime.cli.gotemplate.gofmt import MISSING, marshal, quote, sprint_value
-from runtime.cli.gotemplate.parser import ListNode, ParseError, parse
 from runtime.cli.gotemplate.tabwriter import tabwrite
 from runtime.errors import InvalidSpec
+
+if TYPE_CHECKING:
+    from runtime.cli.gotemplate.parser import ListNode
+
+# The parser, executor and function table are imported when a template is compiled:
+# most CLI calls never use --format, and every CLI call pays for what it imports.
 
 __all__ = [
     "MISSING",
@@ -54,6 +57,7 @@ class Template:
     def execute(self, data: Any, *, header: bool = False) -> str:
         """Render ``data``. ``header=True`` renders a table's header row the way Docker
         does: ``json``, ``upper`` and friends hand their argument back untouched."""
+        from runtime.cli.gotemplate.execute import State
         state = State(self.text, self.name, data, header)
         state.walk(data, self.root)
         return "".join(state.out)
@@ -62,6 +66,8 @@ class Template:
 def compile(template: str, name: str = "") -> Template:  # noqa: A001 - Go's name for it
     """Parse ``template``; a malformed one raises ``InvalidSpec('template parsing
     error: template: :1: ...')`` as docker reports it."""
+    from runtime.cli.gotemplate.functions import FUNCTIONS
+    from runtime.cli.gotemplate.parser import ParseError, parse
     try:
         return Template(template, parse(template, FUNCTIONS, name), name)
     except ParseError as e:
