@@ -49,6 +49,7 @@ from runtime import (
 )
 from runtime.containers import store
 from runtime.errors import ExecFailed, InvalidState, MoorageError
+from runtime.exec_relay import ExecSession
 
 MAX_CLIENT_BUFFER = 8 * 1024 * 1024
 BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET_AFTER = 0.1, 60.0, 10.0
@@ -155,6 +156,7 @@ class Conn:
     reader: attach.FrameReader = field(default_factory=attach.FrameReader)
     request: dict[str, Any] | None = None
     out: bytearray = field(default_factory=bytearray)
+    session: ExecSession | None = None   # the exec this connection asked for
 
     def wants(self, kind: int) -> bool:
         if not self.request or self.request.get("op") != "attach":
@@ -215,7 +217,8 @@ class Monitor:
                 _device_rule(d) for d in s.devices))
 
     def _mode(self, mode: str) -> str | int:
-        if mode in ("", "private", "shareable", "bridge", "none"):
+        if mode in ("", "private", "shareable", "bridge", "none") or (
+                mode != "host" and not mode.startswith("container:")):   # a user network
             return "private"
         if mode == "host":
             return "host"
@@ -257,9 +260,9 @@ class Monitor:
         argv = rec.argv
         if spec.init:
             argv = ["/sbin/docker-init", "--", *argv]
-        proc = process.ProcessSpec(
         caps = capabilities.effective_set(spec.cap_add, spec.cap_drop, spec.privileged)
             argv=tuple(argv), env=tuple(env), cwd=rec.workdir or "/", user=rec.user,
+        proc = process.ProcessSpec(
             capabilities=caps, no_new_privileges=not spec.privileged,
             seccomp=seccomp.default_profile(caps) if spec.seccomp_confined else None)
         return init.InitPlan(rootfs=plan, modes=modes, hostname=rec.hostname,
@@ -269,10 +272,10 @@ class Monitor:
     def launch(self) -> None:
         """Fork and start the init; on failure raise with Docker's exit code."""
         plan = self._plan()
-        if self.spec.ipc_mode == "shareable":
         if plan.process.seccomp:
             seccomp.preload()   # the init cannot dlopen it after pivot_root
             rootfs.mount_shared_shm(self.directory / "shm", self.spec.shm_size)
+        if self.spec.ipc_mode == "shareable":
         self.cgroup.create(self._resources())
         ready_r, ready_w = os.pipe()
         go_r, go_w = os.pipe()
@@ -480,6 +483,10 @@ class Monitor:
                 elif kind == "service":
                     key.fileobj.on_readable()
             if self.restart_at and time.time() >= self.restart_at:
+                elif isinstance(kind, tuple) and kind[0] == "exec-output":
+                    self._exec_output(kind[1])
+                elif isinstance(kind, tuple) and kind[0] == "exec-exit":
+                    self._exec_exit(kind[1])
                 self.restart_at = 0.0
                 self._restart()
 
@@ -541,6 +548,11 @@ class Monitor:
 
     def _drop(self, conn: Conn) -> None:
         fd = conn.sock.fileno()
+        if conn.session and conn.session.master_fd >= 0:
+            # The terminal went away: hang the session up. Its pidfd stays registered
+            # so that the helper is reaped when it exits.
+            self.selector.unregister(conn.session.master_fd)
+            conn.session.hang_up()
         if fd in self.conns:
             self.selector.unregister(conn.sock)
             del self.conns[fd]
@@ -569,7 +581,9 @@ class Monitor:
 
     def _handle_frames(self, conn: Conn, frames: list[tuple[int, bytes]]) -> None:
         for kind, payload in frames:
-            if kind == attach.STDIN:
+            if kind == attach.STDIN and conn.session:
+                conn.session.write(payload)
+            elif kind == attach.STDIN:
                 self._write_stdin(payload)
             elif kind == attach.CONTROL:
                 self._control(conn, json.loads(payload))
@@ -578,10 +592,14 @@ class Monitor:
         op = message.get("op")
         if conn.request is None:
             conn.request = message
-        if op == "resize" and self.master_fd >= 0:
+        if op == "resize" and conn.session:
+            conn.session.resize(int(message.get("rows", 24)), int(message.get("cols", 80)))
+        elif op == "resize" and self.master_fd >= 0:
             rows, cols = int(message.get("rows", 24)), int(message.get("cols", 80))
             fcntl.ioctl(self.master_fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         elif op == "close_stdin":
+        elif op == "exec" and conn.request is message and conn.session is None:
+            self._start_exec(conn, message)
             self._close_stdin()
         elif op == "signal":
             sent = self._signal(int(message["signal"]))
@@ -599,6 +617,58 @@ class Monitor:
             self._flush(conn)
 
     def _signal(self, number: int) -> bool:
+    # -- exec sessions (runtime/exec_relay.py)
+
+    def _start_exec(self, conn: Conn, message: dict[str, Any]) -> None:
+        try:
+            session = ExecSession(self.cid, message)
+        except ExecFailed as e:
+            self._reply_and_drop(conn, {"error": str(e), "exit": e.exit_code})
+            return
+        except MoorageError as e:
+            self._reply_and_drop(conn, {"error": str(e), "exit": 126})
+            return
+        conn.session = session
+        self.selector.register(session.master_fd, selectors.EVENT_READ, ("exec-output", conn))
+        self.selector.register(session.pidfd, selectors.EVENT_READ, ("exec-exit", conn))
+        conn.out += attach.control({"ok": True})
+        self._flush(conn)
+
+    def _exec_output(self, conn: Conn) -> None:
+        session = conn.session
+        assert session is not None
+        data = session.read()
+        if data is None:
+            return
+        if not data:
+            self.selector.unregister(session.master_fd)
+            session.hang_up()
+            return
+        self._queue(conn, attach.frame(attach.STDOUT, data))
+
+    def _exec_exit(self, conn: Conn) -> None:
+        session = conn.session
+        assert session is not None
+        if session.master_fd >= 0:
+            while data := session.read():   # what it printed last, before its exit code
+                self._queue(conn, attach.frame(attach.STDOUT, data))
+            if session.master_fd >= 0:
+                self.selector.unregister(session.master_fd)
+                session.hang_up()
+        self.selector.unregister(session.pidfd)
+        code = session.reap()
+        if conn.sock.fileno() in self.conns:
+            self._reply_and_drop(conn, {"exit": code})
+
+    def _reply_and_drop(self, conn: Conn, message: dict[str, Any]) -> None:
+        try:
+            conn.sock.settimeout(1.0)
+            conn.sock.sendall(bytes(conn.out) + attach.control(message))
+        except OSError:
+            pass
+        conn.out.clear()
+        self._drop(conn)
+
         if self.pidfd < 0:
             return False
         try:

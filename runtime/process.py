@@ -10,6 +10,7 @@ error pipe with Docker's exit codes: 127 not found, 126 not executable.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -153,9 +154,24 @@ def become(spec: ProcessSpec) -> list[str]:
 def execute(spec: ProcessSpec, env: list[str]) -> None:
     """execve the spec's command; raises ExecFailed with Docker's exit code."""
     path = find_executable(spec.argv[0], _env_value(env, "PATH") or DEFAULT_PATH)
+    _default_signals()
     try:
         os.execve(path, list(spec.argv), dict(e.split("=", 1) for e in env))
     except PermissionError:
         raise ExecFailed(f'exec: "{spec.argv[0]}": permission denied', 126) from None
     except OSError as e:
         raise ExecFailed(f'exec: "{spec.argv[0]}": {e.strerror}', 126) from None
+
+
+def _default_signals() -> None:
+    """Un-ignore what our parents ignored: an ignored signal stays ignored across execve.
+
+    The monitor ignores SIGHUP and SIGINT, Python ignores SIGPIPE and SIGXFSZ; a
+    container's processes must start with every signal at its default, as under Docker
+    (``kill -s HUP`` ends a ``sleep``; a closed terminal hangs up its shell).
+    """
+    for number in signal.valid_signals():
+        if number not in (signal.SIGKILL, signal.SIGSTOP) and \
+                signal.getsignal(number) == signal.SIG_IGN:
+            signal.signal(number, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])

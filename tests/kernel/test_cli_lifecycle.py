@@ -536,3 +536,11 @@ def test_system_reconcile_restarts_a_lost_always_container_even_after_ps_saw_it(
     assert moorage.ok("system", "reconcile").split() == ["restarted", keeper]
     assert moorage.ok("ps", "-q", "--no-trunc").split() == [keeper]
     assert moorage.ok("system", "reconcile").split() == []
+
+
+def test_signals_the_engine_ignores_are_at_their_defaults_in_the_container(moorage):
+    # SIGHUP (ignored by the monitor) ends a plain sleep, as under docker.
+    moorage.ok("run", "-d", "--name", "hup", "busybox", "sleep", "1000")
+    moorage.ok("exec", "hup", "sh", "-c", "sleep 500 & kill -HUP $!; wait $!; echo $?")
+    assert moorage.ok("exec", "hup", "sh", "-c",
+                      "sleep 500 & kill -HUP $!; wait $!; echo $?") == "129\n"
