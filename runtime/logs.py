@@ -162,43 +162,72 @@ def read(path: Path, tail: int | None = None, since: float | None = None,
         moment = parse_timestamp(entry.time)
         return (since is None or moment >= since) and (until is None or moment <= until)
 
+    follower = Follower(path) if follow else None   # from here on, before the tail is read
+    try:
+        yield from (entry for entry in history(path, tail) if wanted(entry))
+        if follower is None:
+            return
+        while True:
+            entries = follower.poll()
+            if entries:
+                yield from (entry for entry in entries if wanted(entry))
+            elif not running():
+                yield from (entry for entry in follower.poll() if wanted(entry))
+                return
+            else:
+                time.sleep(poll)
+    finally:
+        if follower:
+            follower.close()
+
+
+def history(path: Path, tail: int | None = None) -> list[Entry]:
+    """What the log holds now, oldest first: all of it, or the last ``tail`` entries."""
     paths = _files(path)
     if tail is not None and tail >= 0:
         lines = _tail_lines(paths, tail) if tail else []
     else:
         lines = [line for p in paths for line in p.read_bytes().splitlines() if line]
-    for line in lines:
-        entry = _decode(line)
-        if entry and wanted(entry):
-            yield entry
-    if not follow:
-        return
-    handle = open(path, "rb") if path.exists() else None
-    if handle:
-        handle.seek(0, os.SEEK_END)
-    buffer = b""
-    try:
-        while True:
-            if handle is None and path.exists():
-                handle = open(path, "rb")
-            chunk = handle.read() if handle else b""
+    return [entry for line in lines if (entry := _decode(line))]
+
+
+class Follower:
+    """What is appended to a log from now on, across rotations. ``poll`` never blocks,
+    so a follower serves both ``logs -f`` (with a sleep) and the dashboard's event loop."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle = open(path, "rb") if path.exists() else None
+        if self._handle:
+            self._handle.seek(0, os.SEEK_END)
+        self._buffer = b""
+
+    def poll(self, limit: int = 1 << 20) -> list[Entry]:
+        """Complete entries appended since the last call, reading at most ``limit`` bytes."""
+        entries: list[Entry] = []
+        while limit > 0:
+            if self._handle is None:
+                if not self.path.exists():
+                    break
+                self._handle = open(self.path, "rb")
+            chunk = self._handle.read(limit)
             if chunk:
-                buffer += chunk
-                *complete, buffer = buffer.split(b"\n")
-                for line in complete:
-                    entry = _decode(line)
-                    if entry and wanted(entry):
-                        yield entry
+                limit -= len(chunk)
+                self._buffer += chunk
+                *complete, self._buffer = self._buffer.split(b"\n")
+                entries.extend(entry for line in complete if (entry := _decode(line)))
                 continue
-            rotated = handle and path.exists() and \
-                os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino
-            if rotated:
-                handle.close()          # rotated: continue with the new file from its start
-                handle = open(path, "rb")
-                continue
-            if not running():
-                return
-            time.sleep(poll)
-    finally:
-        if handle:
-            handle.close()
+            try:
+                rotated = os.stat(self.path).st_ino != os.fstat(self._handle.fileno()).st_ino
+            except FileNotFoundError:
+                rotated = False
+            if not rotated:
+                break
+            self._handle.close()   # rotated: go on with the new file from its start
+            self._handle = open(self.path, "rb")
+        return entries
+
+    def close(self) -> None:
+        if self._handle:
+            self._handle.close()
+            self._handle = None

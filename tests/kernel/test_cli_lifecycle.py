@@ -158,7 +158,8 @@ def test_logs_tail_timestamps_since_and_until(moorage):
 
 
 def test_logs_follow_prints_new_lines_until_the_container_stops(moorage):
-    script = "echo old1; echo old2; sleep 1; for i in 1 2 3; do echo new$i; sleep 0.3; done"
+    # Three seconds for `logs -f` to start before the new lines: a loaded CI machine is slow.
+    script = "echo old1; echo old2; sleep 3; for i in 1 2 3; do echo new$i; sleep 0.3; done"
     cid = moorage.ok("run", "-d", "busybox", "sh", "-c", script).strip()
     assert wait_until(lambda: "old2" in log_lines(moorage, cid), timeout=5)
     follower = moorage.popen("logs", "-f", "--tail", "1", cid, stdout=subprocess.PIPE,
