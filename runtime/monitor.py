@@ -31,12 +31,13 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from runtime import (
     attach,
     capabilities,
     cgroups,
+    health,
     init,
     logs,
     namespaces,
@@ -49,7 +50,9 @@ from runtime import (
 )
 from runtime.containers import store
 from runtime.errors import ExecFailed, InvalidState, MoorageError
-from runtime.exec_relay import ExecSession
+
+if TYPE_CHECKING:
+    from runtime import exec_relay
 
 MAX_CLIENT_BUFFER = 8 * 1024 * 1024
 BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET_AFTER = 0.1, 60.0, 10.0
@@ -156,7 +159,7 @@ class Conn:
     reader: attach.FrameReader = field(default_factory=attach.FrameReader)
     request: dict[str, Any] | None = None
     out: bytearray = field(default_factory=bytearray)
-    session: ExecSession | None = None   # the exec this connection asked for
+    session: exec_relay.ExecSession | None = None   # the exec this connection asked for
 
     def wants(self, kind: int) -> bool:
         if not self.request or self.request.get("op") != "attach":
@@ -184,6 +187,7 @@ class Monitor:
         self.done = False
         self.log: logs.JsonFileWriter | None = None
         self.plugged = network.Plugged()
+        self.health: health.HealthMonitor | None = None
         if self.spec.log_driver == "json-file":
             opts = self.spec.log_opts
             self.log = logs.JsonFileWriter(
@@ -255,14 +259,15 @@ class Monitor:
             readonly=spec.read_only, privileged=spec.privileged, shm_size=spec.shm_size,
             shm_source=shm_source, binds=tuple(binds) + tuple(
                 rootfs.BindMount(**b) for b in rec.extra.get("binds", [])),
+            tmpfs=tuple(rootfs.TmpfsMount(**t) for t in rec.extra.get("tmpfs", [])),
             extra_devices=tuple(_device_paths(d) for d in spec.devices))
         env = process.build_env(rec.env, (), rec.hostname, spec.tty)
         argv = rec.argv
         if spec.init:
             argv = ["/sbin/docker-init", "--", *argv]
         caps = capabilities.effective_set(spec.cap_add, spec.cap_drop, spec.privileged)
-            argv=tuple(argv), env=tuple(env), cwd=rec.workdir or "/", user=rec.user,
         proc = process.ProcessSpec(
+            argv=tuple(argv), env=tuple(env), cwd=rec.workdir or "/", user=rec.user,
             capabilities=caps, no_new_privileges=not spec.privileged,
             seccomp=seccomp.default_profile(caps) if spec.seccomp_confined else None)
         return init.InitPlan(rootfs=plan, modes=modes, hostname=rec.hostname,
@@ -274,8 +279,8 @@ class Monitor:
         plan = self._plan()
         if plan.process.seccomp:
             seccomp.preload()   # the init cannot dlopen it after pivot_root
-            rootfs.mount_shared_shm(self.directory / "shm", self.spec.shm_size)
         if self.spec.ipc_mode == "shareable":
+            rootfs.mount_shared_shm(self.directory / "shm", self.spec.shm_size)
         self.cgroup.create(self._resources())
         ready_r, ready_w = os.pipe()
         go_r, go_w = os.pipe()
@@ -321,7 +326,8 @@ class Monitor:
                 try:
                     self.plugged = network.plug(self.record, pid)
                 except MoorageError as e:
-                    plug_error = e   # no "g": the init gives up and exits
+                    plug_error = e
+                    os.write(go_w, b"n")   # not "g": the init gives up and exits now
                 else:
                     os.write(go_w, b"g")
             if console_parent:
@@ -364,8 +370,15 @@ class Monitor:
         self.selector.register(self.pidfd, selectors.EVENT_READ, "exit")
         for service in self.plugged.services:
             self.selector.register(service, selectors.EVENT_READ, "service")
+        self.health = health.HealthMonitor.start(self.record, self.started_at)
+        if self.health:
+            self.selector.register(self.health, selectors.EVENT_READ, "service")
 
     def _teardown_cgroup(self) -> None:
+        if self.health:   # health stops with the container, before its cgroup goes
+            self.selector.unregister(self.health)
+            self.health.close()
+            self.health = None
         registered = self.selector.get_map()
         for service in self.plugged.services:
             if service.fileno() in registered:   # not yet, if the start failed
@@ -481,12 +494,12 @@ class Monitor:
                 elif kind == "exit":
                     self._on_exit()
                 elif kind == "service":
-                    key.fileobj.on_readable()
-            if self.restart_at and time.time() >= self.restart_at:
+                    cast(network.Service, key.fileobj).on_readable()
                 elif isinstance(kind, tuple) and kind[0] == "exec-output":
                     self._exec_output(kind[1])
                 elif isinstance(kind, tuple) and kind[0] == "exec-exit":
                     self._exec_exit(kind[1])
+            if self.restart_at and time.time() >= self.restart_at:
                 self.restart_at = 0.0
                 self._restart()
 
@@ -547,12 +560,12 @@ class Monitor:
             self.selector.modify(conn.sock, events, "client")
 
     def _drop(self, conn: Conn) -> None:
-        fd = conn.sock.fileno()
         if conn.session and conn.session.master_fd >= 0:
             # The terminal went away: hang the session up. Its pidfd stays registered
             # so that the helper is reaped when it exits.
             self.selector.unregister(conn.session.master_fd)
             conn.session.hang_up()
+        fd = conn.sock.fileno()
         if fd in self.conns:
             self.selector.unregister(conn.sock)
             del self.conns[fd]
@@ -597,9 +610,9 @@ class Monitor:
         elif op == "resize" and self.master_fd >= 0:
             rows, cols = int(message.get("rows", 24)), int(message.get("cols", 80))
             fcntl.ioctl(self.master_fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        elif op == "close_stdin":
         elif op == "exec" and conn.request is message and conn.session is None:
             self._start_exec(conn, message)
+        elif op == "close_stdin":
             self._close_stdin()
         elif op == "signal":
             sent = self._signal(int(message["signal"]))
@@ -616,10 +629,10 @@ class Monitor:
             conn.out += attach.control({"ok": True})
             self._flush(conn)
 
-    def _signal(self, number: int) -> bool:
     # -- exec sessions (runtime/exec_relay.py)
 
     def _start_exec(self, conn: Conn, message: dict[str, Any]) -> None:
+        from runtime.exec_relay import ExecSession  # only monitors that serve an exec need it
         try:
             session = ExecSession(self.cid, message)
         except ExecFailed as e:
@@ -669,6 +682,7 @@ class Monitor:
         conn.out.clear()
         self._drop(conn)
 
+    def _signal(self, number: int) -> bool:
         if self.pidfd < 0:
             return False
         try:

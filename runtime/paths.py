@@ -25,6 +25,18 @@ def prefix() -> str:
     return os.environ.get("MOORAGE_PREFIX", "moorage")
 
 
+def link_prefix() -> str:
+    """Prefix of every network link the engine names (veths, user-network bridges).
+
+    Short, because link names must fit in 15 bytes; tests set ``mt-``."""
+    return os.environ.get("MOORAGE_LINK_PREFIX", "mg-")
+
+
+def default_bridge() -> str:
+    """The kernel bridge of the default ``bridge`` network (Docker's ``docker0``)."""
+    return os.environ.get("MOORAGE_BRIDGE", "moorage0")
+
+
 def images() -> Path:
     return root() / "image"
 

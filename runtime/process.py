@@ -110,7 +110,7 @@ def find_executable(name: str, path_env: str) -> str:
             raise ExecFailed(f'exec: "{name}": stat {name}: no such file or directory',
                              127) from None
         except OSError as e:
-            raise ExecFailed(f'exec: "{name}": {e.strerror.lower()}', 126) from None
+            raise ExecFailed(f'exec: "{name}": {(e.strerror or str(e)).lower()}', 126) from None
         if not os.access(name, os.X_OK) or os.path.isdir(name):
             raise ExecFailed(f'exec: "{name}": permission denied', 126)
         return name

@@ -43,6 +43,14 @@ class BindMount:
     target: str
     readonly: bool = False
     create_file: bool = False   # the target is a file, not a directory
+    copy_up: bool = False       # seed an empty source with the image's content (volumes)
+
+
+@dataclass(frozen=True)
+class TmpfsMount:
+    target: str
+    flags: int = 0              # mount(2) flags: nosuid, nodev, noexec, ro ...
+    data: str = ""              # tmpfs options: size=, mode=, uid= ...
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,7 @@ class RootfsPlan:
     shm_source: str | None = None      # a host tmpfs to bind at /dev/shm (shareable IPC)
     extra_devices: tuple[tuple[str, str], ...] = ()   # (host path, container path)
     binds: tuple[BindMount, ...] = field(default_factory=tuple)
+    tmpfs: tuple[TmpfsMount, ...] = field(default_factory=tuple)
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
@@ -112,15 +121,12 @@ def mount_rootfs(plan: RootfsPlan) -> None:
     lower = ":".join(plan.lower_dirs)
     _mount("overlay", root, "overlay", 0,
            f"lowerdir={lower},upperdir={plan.upper_dir},workdir={plan.work_dir}")
-    for bind in plan.binds:
-        target = _inside(root, bind.target)
-        if bind.create_file or not os.path.isdir(bind.source):
-            _touch(target)
-        else:
-            _mkdir(target)
-        _mount(bind.source, target, None, sc.MS_BIND | sc.MS_REC)
-        if bind.readonly:
-            _mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC)
+    # Parents before children (a volume at /data, then one at /data/sub), as Docker sorts;
+    # mounts under /dev, /proc or /sys wait until those filesystems are in place.
+    mounts: list[BindMount | TmpfsMount] = sorted(
+        [*plan.binds, *plan.tmpfs], key=lambda m: len(_parts(m.target)))
+    late = [m for m in mounts if _parts(m.target)[:1] in (["dev"], ["proc"], ["sys"])]
+    _mount_user(root, [m for m in mounts if m not in late])
     nosuid_nodev_noexec = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
     _mkdir(f"{root}/proc")
     _mount("proc", f"{root}/proc", "proc", nosuid_nodev_noexec)
@@ -128,6 +134,31 @@ def mount_rootfs(plan: RootfsPlan) -> None:
     _mount("sysfs", f"{root}/sys", "sysfs",
            nosuid_nodev_noexec | (0 if plan.privileged else sc.MS_RDONLY))
     _mount_dev(plan)
+    _mount_user(root, late)
+
+
+def _parts(path: str) -> list[str]:
+    return [p for p in path.split("/") if p and p != "."]
+
+
+def _mount_user(root: str, mounts: list[BindMount | TmpfsMount]) -> None:
+    """Bind mounts and tmpfs mounts, each target resolved inside ``root``."""
+    for bind in mounts:
+        target = _inside(root, bind.target)
+        if isinstance(bind, TmpfsMount):
+            _mkdir(target)
+            _mount("tmpfs", target, "tmpfs", bind.flags, bind.data or None)
+            continue
+        if bind.create_file or not os.path.isdir(bind.source):
+            _touch(target)
+        else:
+            if bind.copy_up:
+                from runtime.volumes import copyup
+                copyup.seed(root, target, bind.source)
+            _mkdir(target)
+        _mount(bind.source, target, None, sc.MS_BIND | sc.MS_REC)
+        if bind.readonly:
+            _mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC)
 
 
 def _mount_dev(plan: RootfsPlan) -> None:

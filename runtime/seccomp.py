@@ -125,8 +125,9 @@ def preload() -> None:
     try:
         lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
     except OSError as e:
-        raise MissingFeature("seccomp filters need libseccomp.so.2 (Debian libseccomp2); "
-                             "use --security-opt seccomp=unconfined to run without") from e
+        raise MissingFeature("load libseccomp.so.2", errno.ENOENT,
+                             "seccomp filters need Debian's libseccomp2; use --security-opt "
+                             "seccomp=unconfined to run without") from e
     lib.seccomp_init.restype = ctypes.c_void_p
     lib.seccomp_init.argtypes = [ctypes.c_uint32]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]

@@ -54,7 +54,7 @@ class ContainerSpec:
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
     privileged: bool = False
-    network_mode: str = "none"
+    network_mode: str = "bridge"      # bridge, none, host, container:X or a network
     ipc_mode: str = "private"
     pid_mode: str = ""
     devices: tuple[str, ...] = ()    # HOST[:CONTAINER[:PERMS]]
@@ -79,6 +79,14 @@ class ContainerSpec:
     tmpfs: tuple[str, ...] = ()         # --tmpfs PATH[:OPTIONS]
     volumes_from: tuple[str, ...] = ()  # --volumes-from NAME[:ro|rw]
     security_opt: tuple[str, ...] = ()  # --security-opt seccomp=unconfined ...
+    # Health check flags over the image's HEALTHCHECK (runtime/health validates, merges
+    # and runs them); durations in nanoseconds, 0: the image's value or the default.
+    health_cmd: str | None = None
+    health_interval: int = 0
+    health_timeout: int = 0
+    health_start_period: int = 0
+    health_retries: int = 0
+    no_healthcheck: bool = False
 
     @property
     def seccomp_confined(self) -> bool:
@@ -158,9 +166,8 @@ def validate(spec: ContainerSpec) -> ContainerSpec:
     for cap in spec.cap_add + spec.cap_drop:
         capabilities.normalise(cap)
     seccomp.parse_security_options(spec.security_opt)
-    if spec.network_mode not in ("none", "host", "bridge") and not \
-            spec.network_mode.startswith("container:"):
-        raise InvalidSpec(f"network {spec.network_mode} not found")
+    if not spec.network_mode:
+        raise InvalidSpec("network mode cannot be empty")   # names: runtime.network checks
     if spec.ipc_mode not in ("private", "shareable", "host", "") and not \
             spec.ipc_mode.startswith("container:"):
         raise InvalidSpec(f"invalid IPC mode: {spec.ipc_mode}")

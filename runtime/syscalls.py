@@ -1,9 +1,10 @@
 """Raw Linux syscalls that Python 3.11's ``os`` module lacks, through ctypes.
 
-Drives unshare(2), setns(2), mount(2), umount2(2), pivot_root(2), prctl(2) and
-capset(2). Every failure is raised as ``KernelError`` with the errno and the operation,
-so callers never see a bare OSError from here. This module owns nothing on disk and never
-decides policy: it is the one place where the engine talks to libc directly.
+Drives unshare(2), setns(2), mount(2), umount2(2), pivot_root(2), prctl(2), capset(2)
+and timerfd_create(2). Every failure is raised as ``KernelError`` with the errno and the
+operation, so callers never see a bare OSError from here. This module owns nothing on
+disk and never decides policy: it is the one place where the engine talks to libc
+directly.
 """
 
 from __future__ import annotations
@@ -121,3 +122,33 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
     _check(_libc.syscall(_SYS_CAPSET, ctypes.byref(header), data), "capset")
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+_CLOCK_MONOTONIC = 1
+
+
+def timerfd_create() -> int:
+    """A non-blocking, close-on-exec monotonic timerfd (timerfd_create(2)): a timer a
+    selector loop can wait on, for deadlines in single-threaded servers."""
+    fd = int(_libc.timerfd_create(_CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC))
+    if fd < 0:
+        raise KernelError("timerfd_create", ctypes.get_errno())
+    return fd
+
+
+def timerfd_settime(fd: int, seconds: float) -> None:
+    """Arm ``fd`` to fire once after ``seconds`` (relative); 0 disarms it."""
+    whole = int(seconds)
+    nanos = int((seconds - whole) * 1e9)
+    if seconds > 0 and whole == 0 and nanos == 0:
+        nanos = 1   # an all-zero value would disarm instead of firing now
+    value = _Itimerspec(_Timespec(0, 0), _Timespec(whole, nanos))
+    _check(_libc.timerfd_settime(fd, 0, ctypes.byref(value), None), "timerfd_settime")

@@ -24,6 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +88,12 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["MOORAGE_ROOT"] = str(dirs.root)
     os.environ["MOORAGE_RUN"] = str(dirs.run)
     os.environ["MOORAGE_PREFIX"] = TEST_PREFIX
+    # Links named mt-* (the leftover check finds them), on subnets a real engine on this
+    # host does not use (its defaults are 10.203.0.0/16 and a pool in 10.208.0.0/12).
+    os.environ["MOORAGE_LINK_PREFIX"] = "mt-"
+    os.environ["MOORAGE_BRIDGE"] = "mt-br0"
+    os.environ["MOORAGE_DEFAULT_SUBNET"] = "10.231.0.0/16"
+    os.environ["MOORAGE_ADDRESS_POOL"] = "10.232.0.0/13"
     config.stash[_dirs_key] = dirs
     check = LeftoverCheck(base, TEST_PREFIX)
     config.stash[_check_key] = check
@@ -101,6 +108,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     lock = config.stash.get(_lock_key, None)
     if lock is not None:
         os.close(lock)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _networks_go_at_the_end() -> Iterator[None]:
+    """Bridges and nft tables outlive their containers (as docker0 does), so the last
+    thing a session does, after every suite's own teardown, is remove them."""
+    yield
+    if os.geteuid() == 0:
+        from runtime.network import gc as network_gc
+        network_gc.remove_everything()
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ from runtime.cli import format, output
 from runtime.cli.format import print_documents, print_formatted
 from runtime.cli.streams import Detached, relay_attach, relay_pty
 from runtime.errors import Conflict, ExecFailed, InvalidSpec, MoorageError
-from runtime.exec import exec_process
 from runtime.spec import ContainerSpec, parse_restart
 
 RUN_EXIT_ENGINE = 125
@@ -47,22 +46,43 @@ def _add_create_options(p: argparse.ArgumentParser) -> None:
     a("--cpuset-mems", default="")
     a("--pids-limit", type=int, default=0)
     a("--read-only", action="store_true")
+    a("-v", "--volume", action="append", default=[], dest="volume")
+    a("--mount", action="append", default=[])
+    a("--tmpfs", action="append", default=[])
+    a("--volumes-from", action="append", default=[])
     a("-l", "--label", action="append", default=[])
     a("--stop-signal")
     a("--stop-timeout", type=int)
     a("--init", action="store_true")
     a("--cap-add", action="append", default=[])
+    a("--security-opt", action="append", default=[])
     a("--cap-drop", action="append", default=[])
     a("--privileged", action="store_true")
-    a("--network", "--net", default="none")
+    a("--network", "--net", default="bridge")
+    a("--network-alias", "--net-alias", action="append", default=[], dest="network_alias")
+    a("--ip", default="")
+    a("--mac-address", default="")
+    a("--link", action="append", default=[])
+    a("--dns", action="append", default=[])
+    a("--dns-search", action="append", default=[])
+    a("--dns-option", "--dns-opt", action="append", default=[], dest="dns_option")
+    a("--add-host", action="append", default=[])
     a("--ipc", default="private")
-    a("--security-opt", action="append", default=[])
     a("--pid", default="")
     a("--device", action="append", default=[])
+    a("-p", "--publish", action="append", default=[])
+    a("-P", "--publish-all", action="store_true")
+    a("--expose", action="append", default=[])
     a("--shm-size")
     a("--log-driver", default="json-file")
     a("--log-opt", action="append", default=[])
     a("--rm", action="store_true")
+    a("--health-cmd")
+    a("--health-interval")
+    a("--health-timeout")
+    a("--health-start-period")
+    a("--health-retries")
+    a("--no-healthcheck", action="store_true")
     a("image")
     a("cmd", nargs=argparse.REMAINDER)
 
@@ -77,8 +97,29 @@ def _read_env_files(files: list[str]) -> list[str]:
                     if line and not line.startswith("#"):
                         items.append(line)
         except OSError as e:
-            raise InvalidSpec(f"open {path}: {e.strerror.lower()}") from None
+            raise InvalidSpec(f"open {path}: {(e.strerror or str(e)).lower()}") from None
     return items
+
+
+def _flag_duration(args: argparse.Namespace, flag: str) -> int:
+    """A Go duration flag in nanoseconds, with the docker CLI's parse error."""
+    text = getattr(args, flag.lstrip("-").replace("-", "_"))
+    if text is None:
+        return 0
+    try:
+        return round(units.parse_duration(text) * 1_000_000_000)
+    except InvalidSpec as e:
+        raise InvalidSpec(f'invalid argument "{text}" for "{flag}" flag: {e}') from None
+
+
+def _flag_int(text: str | None, flag: str) -> int:
+    if text is None:
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidSpec(f'invalid argument "{text}" for "{flag}" flag: strconv.ParseInt: '
+                          f'parsing "{text}": invalid syntax') from None
 
 
 def spec_from_args(args: argparse.Namespace) -> ContainerSpec:
@@ -112,11 +153,40 @@ def spec_from_args(args: argparse.Namespace) -> ContainerSpec:
         cpu_shares=args.cpu_shares, cpuset_cpus=args.cpuset_cpus, cpuset_mems=args.cpuset_mems,
         pids_limit=args.pids_limit, read_only=args.read_only, stop_signal=args.stop_signal,
         stop_timeout=args.stop_timeout, init=args.init, cap_add=tuple(args.cap_add),
+        security_opt=tuple(args.security_opt),
         cap_drop=tuple(args.cap_drop), privileged=args.privileged, network_mode=args.network,
         ipc_mode=args.ipc, pid_mode=args.pid, devices=tuple(args.device),
+        publish=tuple(args.publish), publish_all=args.publish_all, expose=tuple(args.expose),
         shm_size=units.parse_bytes(args.shm_size) if args.shm_size else 64 * 1024 * 1024,
-        log_driver=args.log_driver, log_opts=log_opts)
-        security_opt=tuple(args.security_opt),
+        log_driver=args.log_driver, log_opts=log_opts,
+        volumes=tuple(_absolute_source(v, ":") for v in args.volume),
+        mounts=tuple(_absolute_source(m, ",") for m in args.mount), tmpfs=tuple(args.tmpfs),
+        volumes_from=tuple(args.volumes_from),
+        network_aliases=tuple(args.network_alias), ipv4_address=args.ip,
+        mac_address=args.mac_address, links=tuple(args.link), dns=tuple(args.dns),
+        dns_search=tuple(args.dns_search), dns_options=tuple(args.dns_option),
+        extra_hosts=tuple(args.add_host),
+        health_cmd=args.health_cmd, health_interval=_flag_duration(args, "--health-interval"),
+        health_timeout=_flag_duration(args, "--health-timeout"),
+        health_start_period=_flag_duration(args, "--health-start-period"),
+        health_retries=_flag_int(args.health_retries, "--health-retries"),
+        no_healthcheck=args.no_healthcheck)
+
+
+def _absolute_source(raw: str, separator: str) -> str:
+    """The docker CLI turns a ``.`` or ``./dir`` bind source into an absolute path."""
+    if separator == ":":
+        source, sep, rest = raw.partition(":")
+        if sep and (source == "." or source.startswith("./")):
+            return os.path.abspath(source) + ":" + rest
+        return raw
+    fields = raw.split(",")
+    for i, item in enumerate(fields):
+        key, sep, value = item.partition("=")
+        if sep and key.lower() in ("source", "src") and (value == "." or
+                                                        value.startswith("./")):
+            fields[i] = f"{key}={os.path.abspath(value)}"
+    return ",".join(fields)
 
 
 def _engine_error(e: MoorageError) -> MoorageError:
@@ -240,7 +310,8 @@ def cmd_unpause(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    return _each(args.containers, lambda ref: containers.remove(ref, force=args.force))
+    return _each(args.containers, lambda ref: containers.remove(ref, force=args.force,
+                                                                volumes=args.volumes))
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
@@ -317,6 +388,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if not args.cmd:
         raise InvalidSpec("exec requires at least 2 arguments")
     try:
+        from runtime.exec import exec_process  # only `exec` needs it; `run` is timed
         proc = exec_process(args.container, args.cmd, use_tty=args.tty,
                             stdin=0 if args.interactive else -1, detach=args.detach,
                             user=args.user, workdir=args.workdir, env=tuple(args.env))
@@ -366,11 +438,6 @@ def cmd_top(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     from runtime.cli import stats_view
     return stats_view.show(args.containers, args.all, args.no_stream, args.format)
-
-
-def cmd_port(args: argparse.Namespace) -> int:
-    containers.inspect(args.container)
-    return 0
 
 
 def cmd_container_prune(args: argparse.Namespace) -> int:
@@ -486,11 +553,6 @@ def register(sub: Any) -> None:
     p.add_argument("--format")
     p.add_argument("containers", nargs="*")
     p.set_defaults(handler=cmd_stats)
-
-    p = sub.add_parser("port", help="list port mappings of a container")
-    p.add_argument("container")
-    p.add_argument("private_port", nargs="?")
-    p.set_defaults(handler=cmd_port)
 
     p = sub.add_parser("container-prune", help="remove all stopped containers")
     p.add_argument("-f", "--force", action="store_true")

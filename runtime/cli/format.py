@@ -55,7 +55,7 @@ def print_formatted(template: str, items: list[dict[str, Any]]) -> None:
         sys.stdout.write(compiled.execute(item) + "\n")
 
 
-class _HeaderProxy(dict):  # type: ignore[type-arg]
+class _HeaderProxy(dict):
     """Renders each ``{{.Field}}`` as its column title, as docker does for headers."""
 
     def __missing__(self, key: str) -> str:
@@ -66,12 +66,17 @@ class _HeaderProxy(dict):  # type: ignore[type-arg]
 
 
 def ps_item(record: Record, st: state.State, now: float, no_trunc: bool) -> dict[str, Any]:
+    # Imported here, not at the top: `run`, `stop` and the other hot verbs import this
+    # module but never draw a ps row, and these two bring the exec and proxy machinery.
+    from runtime import health
+    from runtime.network import ports
     state_doc = {
         "Status": st.status, "ExitCode": st.exit_code,
         "StartedAt": output.rfc3339_nano(st.started_at) if st.started_at else
         "0001-01-01T00:00:00Z",
         "FinishedAt": output.rfc3339_nano(st.finished_at) if st.finished_at else
         "0001-01-01T00:00:00Z",
+        "Health": health.document(record, st),
     }
     command = " ".join(record.argv)
     created = output.rfc3339_nano(record.created)
@@ -81,15 +86,19 @@ def ps_item(record: Record, st: state.State, now: float, no_trunc: bool) -> dict
         "Command": f'"{command}"' if no_trunc else output.truncate_command(command),
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(record.created)),
         "RunningFor": output.created_ago(created, now),
-        "Ports": output.port_string(record.extra.get("ports") or {}),
+        "Ports": output.port_string(ports.bindings(record)
+                                    if st.status in (state.RUNNING, state.PAUSED) else {}),
         "Status": output.status_string(state_doc, now),
         "State": st.status,
         "Names": record.name,
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(record.labels.items())),
         "Size": "0B",
-        "Mounts": "",
+        "Mounts": ",".join(  # volume names, else bind sources, as docker ps shows them
+            (lambda n: n if no_trunc else output.ellipsis(n, 15))(m.get("Name") or m["Source"])
+            for m in record.extra.get("mounts", [])),
         "Networks": record.spec.network_mode,
-        "LocalVolumes": "0",
+        "LocalVolumes": str(sum(1 for m in record.extra.get("mounts", [])
+                                if m.get("Driver") == "local")),
     }
 
 

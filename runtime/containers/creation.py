@@ -14,9 +14,12 @@ import shutil
 import socket
 import time
 
-from runtime import images, names, paths, process, rootfs, state
+from runtime import health, images, names, paths, process, rootfs, state, volumes
 from runtime.containers import store
 from runtime.errors import InvalidSpec, MoorageError, NameInUse, NotFound
+from runtime.network import endpoints as net_endpoints
+from runtime.network import ports as net_ports
+from runtime.network import sandbox as net_sandbox
 from runtime.spec import ContainerSpec, validate
 
 HOSTS_HEADER = (
@@ -62,6 +65,10 @@ def hosts_file(network_mode: str, hostname: str, address: str | None = None) -> 
 def create(spec: ContainerSpec) -> str:
     """Create a container; return its 64-hex id."""
     validate(spec)
+    volumes.validate(spec)
+    net_sandbox.validate(spec)
+    net_ports.validate(spec)
+    health.validate(spec)
     try:
         image = images.resolve(spec.image)
     except NotFound:
@@ -114,10 +121,27 @@ def create(spec: ContainerSpec) -> str:
             (directory / sub).mkdir(parents=True, exist_ok=True)
         rootfs.ensure_mountpoints(directory / "init")
         (directory / "hostname").write_text(hostname + "\n")
-        (directory / "hosts").write_text(hosts_file(spec.network_mode, hostname))
-        (directory / "resolv.conf").write_text(resolv_conf(spec.network_mode))
+        # Networks: attachments and --link targets, their variables, the /etc files.
+        net_config = net_sandbox.prepare(spec)
+        net_endpoints.save_config(cid, net_config)
+        record.env = process.merge_env(net_sandbox.link_env(net_config, name), record.env)
+        network = net_sandbox.network_of(spec)
+        (directory / "hosts").write_text(net_sandbox.hosts(spec, hostname, [],
+                                                           net_config.links))
+        (directory / "resolv.conf").write_text(net_sandbox.resolv_conf(
+            spec, network is not None and network.user_defined))
         state.save(directory, state.State(status=state.CREATED))
-        store.save(record)
+        # Under the volume lock until the record names its volumes: `volume rm` checks
+        # the records, so it cannot remove a volume this container is about to use.
+        with volumes.locked():
+            prepared = volumes.prepare(spec, config)
+            for key, value in prepared.extra().items():
+                record.extra.setdefault(key, []).extend(value)
+            try:
+                store.save(record)
+            except OSError:
+                volumes.discard(prepared)
+                raise
     except (OSError, MoorageError):
         shutil.rmtree(directory, ignore_errors=True)
         store.release_name(name, cid)

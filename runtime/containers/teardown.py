@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import time
+from typing import Any
 
 from runtime import attach, cgroups, paths, rootfs, state
 from runtime.containers import store
@@ -21,7 +22,8 @@ from runtime.containers.recovery import monitor_alive, reconcile
 from runtime.errors import CleanupError, Conflict, MoorageError
 
 
-def remove(ref: str, force: bool = False) -> str:
+def remove(ref: str, force: bool = False, volumes: bool = False) -> str:
+    """``rm``; ``volumes`` (``rm -v``) also removes its anonymous volumes no one else uses."""
     with operation(ref) as cid:
         st = reconcile(cid)
         if st.status in state.ACTIVE:
@@ -37,7 +39,7 @@ def remove(ref: str, force: bool = False) -> str:
             if st.status != state.RESTARTING or state.load(paths.container(cid)).pid:
                 _stop_process(cid, signal.SIGKILL, -1, st.status == state.PAUSED)
             _wait_for_monitor(cid)
-        remove_stopped(cid)
+        remove_stopped(cid, volumes)
         return cid
 
 
@@ -51,12 +53,17 @@ def _wait_for_monitor(cid: str, timeout: float = 10.0) -> None:
     raise CleanupError(f"the monitor of container {cid[:12]} did not exit")
 
 
-def remove_stopped(cid: str) -> None:
-    """Delete a stopped container's files, name and leftovers. Idempotent."""
+def remove_stopped(cid: str, volumes: bool = False) -> None:
+    """Delete a stopped container's files, name and leftovers. Idempotent.
+
+    Anonymous volumes go too with ``volumes`` or ``--rm``, as in Docker."""
     directory = paths.container(cid)
+    extra: dict[str, Any] = {}
     try:
         record = store.load(cid)
         name = record.name
+        extra = record.extra
+        volumes = volumes or record.spec.auto_remove
     except MoorageError:
         name = None
     group = cgroups.open_cgroup(cid)
@@ -65,6 +72,8 @@ def remove_stopped(cid: str) -> None:
         group.destroy()
     attach.remove_socket(cid)
     rootfs.unmount_shared_shm(directory / "shm")
+    from runtime.network import verbs as network_verbs
+    network_verbs.forget(cid)   # its veths and IPAM entries
     # Hide the container first (config.json marks it as existing), then delete.
     try:
         os.unlink(directory / "config.json")
@@ -75,6 +84,8 @@ def remove_stopped(cid: str) -> None:
     shutil.rmtree(directory, ignore_errors=True)
     if directory.exists():
         raise CleanupError(f"could not remove {directory}")
+    from runtime import volumes as volume_store
+    volume_store.release(extra, volumes)
 
 
 def prune() -> list[str]:
@@ -121,4 +132,6 @@ def gc() -> dict[str, list[str]]:
         for link in names.iterdir():
             if os.readlink(link) not in known:
                 link.unlink()
+    from runtime.network import gc as network_gc
+    found.update(network_gc.collect())
     return found

@@ -15,11 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from runtime import cgroups, paths, state
+from runtime import cgroups, health, paths, state, volumes
 from runtime import logs as json_logs
 from runtime.containers import store
 from runtime.containers.recovery import reconcile
 from runtime.errors import Conflict, InvalidSpec, NotFound
+from runtime.network import ports as net_ports
+from runtime.network.settings import network_settings
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -57,6 +59,7 @@ def document(record: store.Record, st: state.State) -> dict[str, Any]:
             "Error": st.error,
             "StartedAt": _ts(st.started_at),
             "FinishedAt": _ts(st.finished_at),
+            **({"Health": h} if (h := health.document(record, st)) else {}),
         },
         "Image": record.image_id,
         "ResolvConfPath": str(directory / "resolv.conf"),
@@ -72,16 +75,24 @@ def document(record: store.Record, st: state.State) -> dict[str, Any]:
         "AppArmorProfile": "",
         "ExecIDs": None,
         "HostConfig": {
-            "Binds": None,
+            "Binds": list(spec.volumes) or None,
+            "VolumesFrom": list(spec.volumes_from) or None,
+            "Mounts": volumes.host_config_mounts(spec.mounts),
+            "Tmpfs": {t.partition(":")[0]: t.partition(":")[2] for t in spec.tmpfs} or None,
             "LogConfig": {"Type": spec.log_driver, "Config": dict(spec.log_opts)},
             "NetworkMode": spec.network_mode,
-            "PortBindings": {},
+            "PortBindings": net_ports.port_bindings(spec),
+            "PublishAllPorts": spec.publish_all,
             "RestartPolicy": {"Name": spec.restart_policy,
                               "MaximumRetryCount": spec.restart_max},
             "AutoRemove": spec.auto_remove,
             "CapAdd": list(spec.cap_add) or None,
             "CapDrop": list(spec.cap_drop) or None,
-            "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None,
+            "Dns": list(spec.dns), "DnsOptions": list(spec.dns_options),
+            "DnsSearch": list(spec.dns_search), "ExtraHosts": list(spec.extra_hosts) or None,
+            "Links": [f"/{link.partition(':')[0]}:/{record.name}/"
+                      f"{link.partition(':')[2] or link.partition(':')[0]}"
+                      for link in spec.links] or None,
             "IpcMode": spec.ipc_mode or "private",
             "PidMode": spec.pid_mode,
             "Privileged": spec.privileged,
@@ -105,7 +116,7 @@ def document(record: store.Record, st: state.State) -> dict[str, Any]:
             "LowerDir": ":".join([str(directory / "init")] + list(reversed(record.layer_dirs))),
             "UpperDir": str(directory / "upper"), "WorkDir": str(directory / "work"),
             "MergedDir": str(directory / "merged")}},
-        "Mounts": [],
+        "Mounts": record.extra.get("mounts", []),
         "Config": {
             "Hostname": record.hostname,
             "Domainname": spec.domainname or "",
@@ -120,20 +131,16 @@ def document(record: store.Record, st: state.State) -> dict[str, Any]:
             "Cmd": record.args if entrypoint else record.argv,
             "Image": record.image_ref,
             "Volumes": cfg.get("Volumes"),
+            "ExposedPorts": {key: {} for key in net_ports.requested(spec, cfg)[1]} or None,
             "WorkingDir": record.workdir,
             "Entrypoint": entrypoint or None,
             "OnBuild": None,
             "Labels": record.labels,
             "StopSignal": record.stop_signal,
             "StopTimeout": record.stop_timeout,
+            **({"Healthcheck": c} if (c := health.merged(spec, cfg)) else {}),
         },
-        "NetworkSettings": {
-            "Bridge": "", "SandboxID": "", "HairpinMode": False, "Ports": {},
-            "SandboxKey": f"/proc/{st.pid}/ns/net" if st.pid else "",
-            "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": "",
-            "Networks": {spec.network_mode: {"IPAddress": "", "Gateway": "",
-                                             "MacAddress": "", "Aliases": None}},
-        },
+        "NetworkSettings": network_settings(record, st),
     }
 
 
@@ -186,6 +193,9 @@ def _matches(record: store.Record, st: state.State, filters: dict[str, list[str]
         elif key == "exited":
             if st.status != state.EXITED or str(st.exit_code) not in values:
                 return False
+        elif key == "health":
+            if health.status_of(record, st) not in values:
+                return False
         else:
             raise InvalidSpec(f"invalid filter '{key}'")
     return True
@@ -223,11 +233,13 @@ def list_containers(all: bool = False, filters: dict[str, list[str]] | None = No
 
 def parse_filters(items: list[str]) -> dict[str, list[str]]:
     filters: dict[str, list[str]] = {}
-    valid = {"status", "name", "id", "label", "ancestor", "exited"}
+    valid = {"status", "name", "id", "label", "ancestor", "exited", "health"}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in valid:
             raise InvalidSpec(f"invalid filter '{item}'")
+        if key == "health" and value not in health.STATUSES:
+            raise InvalidSpec(f"Unrecognised filter value for health: {value}")
         filters.setdefault(key, []).append(value)
     return filters
 

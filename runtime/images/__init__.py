@@ -5,8 +5,8 @@ Kernel interfaces: those of ``store`` (rename for atomic publication) and
 
 Owns ``runtime.paths.images()``: config blobs and layers (``store``) and the tag map
 (``references``). An image is its config blob; its id is the sha256 of that blob. It
-never contacts a registry and never deletes anything (rmi and prune come later and can
-find a layer's users with ``store.images_using_layer``).
+never contacts a registry and never deletes anything (``removal`` does rmi and prune;
+``layers`` makes images from layers, ``commit``/``copying``/``usage`` the other verbs).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 from runtime import paths
 from runtime.errors import InvalidSpec, NotFound
-from runtime.images import bootstrap, config, references, store
+from runtime.images import bootstrap, config, layers, references, store
 
 __all__ = [
     "Image",
@@ -65,8 +65,8 @@ class Image:
         shown: dict[str, Any] = {
             "Id": self.id,
             "RepoTags": list(self.repo_tags),
-            "RepoDigests": [],
-            "Parent": "",
+            "RepoDigests": list(references.digests_of(self.id)),
+            "Parent": layers.parent_of(self.id),
             "Comment": doc.get("comment", ""),
             "Created": self.created,
             "DockerVersion": doc.get("docker_version", ""),
@@ -103,8 +103,8 @@ def resolve(ref: str) -> Image:
         parsed: references.Reference | None = references.parse(ref)
     except InvalidSpec:
         parsed = None
-    if parsed is not None and str(parsed) in tags:
-        return _load(tags[str(parsed)], tags)
+    if parsed is not None and references.key(parsed) in tags:
+        return _load(tags[references.key(parsed)], tags)
     prefix = _PREFIX.fullmatch(ref)
     if prefix:
         matches = [i for i in store.image_ids() if i[len("sha256:") :].startswith(prefix[1])]
@@ -135,6 +135,9 @@ def _create(
     created: str,
     reference: references.Reference | None,
     comment: str = "",
+    *,
+    author: str = "",
+    extra: dict[str, Any] | None = None,
 ) -> Image:
     doc = config.new_image(
         diff_ids=diff_ids,
@@ -142,7 +145,9 @@ def _create(
         history=history,
         created=created,
         comment=comment,
+        author=author,
     )
+    doc.update(extra or {})  # commit's 'container' and 'container_config' keys
     image_id = store.put_config(config.encode(doc))
     if reference is not None:
         references.set_tag(reference, image_id)

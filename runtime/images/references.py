@@ -147,6 +147,26 @@ def _locked() -> Iterator[dict[str, str]]:
         os.close(fd)  # closing drops the flock
 
 
+def key(ref: Reference) -> str:
+    """The tag store's key: 'name:tag', or 'name@digest' (a digest wins over a tag, as
+    in Docker's lookups of 'app:v1@sha256:...')."""
+    return f"{ref.name}@{ref.digest}" if ref.digest else str(ref)
+
+
+def set_digest(ref: Reference, image_id: str) -> None:
+    """Record ``name@digest`` for ``image_id`` (pull, load of an OCI layout)."""
+    if ref.digest is None:
+        raise InvalidSpec(f"{familiar(ref)} has no digest")
+    with _locked() as table:
+        table[key(ref)] = image_id
+
+
+def digests_of(image_id: str, table: dict[str, str] | None = None) -> tuple[str, ...]:
+    """The familiar 'name@sha256:...' strings pointing at ``image_id`` (RepoDigests)."""
+    table = tags() if table is None else table
+    return tuple(sorted(familiar(k) for k, v in table.items() if v == image_id and "@" in k))
+
+
 def set_tag(ref: Reference, image_id: str) -> None:
     """Point ``ref`` (which must carry a tag, not a digest) at ``image_id``."""
     if ref.digest is not None or ref.tag is None:
@@ -156,12 +176,12 @@ def set_tag(ref: Reference, image_id: str) -> None:
 
 
 def remove_tag(ref: Reference) -> str | None:
-    """Drop ``ref``; return the image id it pointed at, or None if it was not there."""
+    """Drop ``ref`` (a tag or a digest); return the image id it pointed at, or None."""
     with _locked() as table:
-        return table.pop(str(ref), None)
+        return table.pop(key(ref), None)
 
 
 def tags_of(image_id: str, table: dict[str, str] | None = None) -> tuple[str, ...]:
     """The familiar 'name:tag' strings pointing at ``image_id``, sorted."""
     table = tags() if table is None else table
-    return tuple(sorted(familiar(k) for k, v in table.items() if v == image_id))
+    return tuple(sorted(familiar(k) for k, v in table.items() if v == image_id and "@" not in k))

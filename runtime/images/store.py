@@ -7,12 +7,18 @@ Owns, under ``runtime.paths.images()``:
 
 - ``blobs/sha256/<hex>``: image config JSON; the image id is the sha256 of these bytes.
 - ``layers/<chain id hex>/``: ``diff/`` (the unpacked layer, an overlay lower dir),
-  ``diff_id``, ``size`` and ``parent`` (absent for a base layer). Layers are shared; a
+  ``layer.tar`` (the uncompressed tar exactly as received, whose sha256 is the diff id:
+  ``save`` writes it out again byte for byte), ``diff_id``, ``size`` and ``parent``
+  (absent for a base layer). Layers are shared; a
   layer's users are the images whose ``rootfs.diff_ids`` chain to it
   (``images_using_layer``), so no reference counts are kept.
 
-A layer appears under ``layers/`` only once it is complete: it is unpacked in
-``paths.tmp()`` and renamed into place. It never deletes layers or blobs (rmi does).
+A layer appears under ``layers/`` only once it is complete (unpacked and its tar kept,
+in ``paths.tmp()``) and verified against any digest the caller expects: it is renamed
+into place. Layers stored before tars were kept have no ``layer.tar``; ``layer_tar``
+says so and ``adopt_layer_tar`` adds one whose digest matches. ``remove_layer`` and
+``remove_config`` delete without asking who still uses them: callers (rmi, a failed
+load) check ``images_using_layer`` first.
 """
 
 from __future__ import annotations
@@ -22,14 +28,17 @@ import errno
 import hashlib
 import json
 import os
+import queue
 import re
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from runtime import archive, paths
-from runtime.errors import KernelError, NotFound
+from runtime.errors import InvalidSpec, KernelError, NotFound
 
 _ID = re.compile(r"sha256:[0-9a-f]{64}")
 
@@ -147,25 +156,71 @@ def has_layer(chain_id: str) -> bool:
     return layer_path(chain_id).is_dir()
 
 
-class _Digesting:
-    """Passes reads through and hashes them: the diff id is the digest of what was read."""
+LAYER_TAR = "layer.tar"
 
-    def __init__(self, source: archive.Readable) -> None:
-        self._source, self.hash = source, hashlib.sha256()
+
+class _Digesting:
+    """Passes reads through and hashes them; with ``tee``, also copies them to a file.
+
+    The diff id is the digest of what was read, and the tee keeps those exact bytes.
+    Hashing and the tee run in a helper thread (hashlib and file writes release the
+    GIL), so they overlap the pipe writes to the unpacking child: sha256 alone costs
+    about as much as the unpacking on a machine without SHA instructions. ``digest``
+    waits for the thread; ``close`` ends it whatever happened.
+    """
+
+    def __init__(self, source: archive.Readable, tee: BinaryIO | None = None) -> None:
+        self._source, self._tee, self._hash = source, tee, hashlib.sha256()
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
+        self._failed: BaseException | None = None
+        self._worker = threading.Thread(target=self._work, name="layer-digest", daemon=True)
+        self._worker.start()
+
+    def _work(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            if self._failed is not None:
+                continue  # keep draining so the reader never blocks on a full queue
+            try:
+                self._hash.update(chunk)
+                if self._tee is not None:
+                    self._tee.write(chunk)
+            except BaseException as e:  # noqa: BLE001 - re-raised by digest() in the caller
+                self._failed = e
 
     def read(self, size: int = -1) -> bytes:
         data = self._source.read(size)
-        self.hash.update(data)
+        if data:
+            self._chunks.put(data)
         return data
+
+    def close(self) -> None:
+        if self._worker.is_alive():
+            self._chunks.put(None)
+            self._worker.join()
+
+    def digest(self) -> str:
+        self.close()
+        if self._failed is not None:
+            raise self._failed
+        return "sha256:" + self._hash.hexdigest()
 
 
 def add_layer(
-    source: archive.Readable, parent: str | None, *, allow_devices: bool, allow_setuid: bool
+    source: archive.Readable,
+    parent: str | None,
+    *,
+    allow_devices: bool,
+    allow_setuid: bool,
+    diff_id: str | None = None,
+    digest: str | None = None,
 ) -> Layer:
     """Unpack the (possibly compressed) tar ``source`` as a layer on top of ``parent``.
 
-    If the resulting chain id is already stored, the new copy is dropped and the stored
-    layer returned. On failure nothing is left behind.
+    The uncompressed tar is kept as ``layer.tar`` next to ``diff/``. ``diff_id`` (of the
+    uncompressed tar) and ``digest`` (of ``source`` as given, e.g. a gzip blob) are what
+    the caller expects: a mismatch is an InvalidSpec and nothing is published. If the
+    resulting chain id is already stored, the new copy is dropped (its tar adopted if the
+    stored layer has none) and the stored layer returned. On failure nothing is left.
     """
     ensure_dirs()
     try:
@@ -174,28 +229,125 @@ def add_layer(
         raise KernelError.from_oserror("create a staging directory", e) from e
     try:
         (staging / "diff").mkdir(mode=0o755)
-        stream = _Digesting(archive.decompressed(source))
-        size = archive.extract(
-            stream,
-            staging / "diff",
-            whiteouts="overlay",
-            allow_devices=allow_devices,
-            allow_setuid=allow_setuid,
-        )
-        diff_id = "sha256:" + stream.hash.hexdigest()
-        chain_id = _chain(parent, diff_id) if parent else diff_id
-        if not has_layer(chain_id):
-            (staging / "diff_id").write_text(diff_id + "\n")
-            (staging / "size").write_text(f"{size}\n")
-            if parent:
-                (staging / "parent").write_text(parent + "\n")
-            _publish(staging, layer_path(chain_id))
+        raw = _Digesting(source) if digest is not None else None  # hashing costs: only if asked
+        with open(staging / LAYER_TAR, "wb") as tee:
+            stream = _Digesting(archive.decompressed(raw or source), tee)
+            try:
+                size = archive.extract(
+                    stream,
+                    staging / "diff",
+                    whiteouts="overlay",
+                    allow_devices=allow_devices,
+                    allow_setuid=allow_setuid,
+                )
+                got = stream.digest()
+                raw_digest = raw.digest() if raw is not None else None
+            finally:
+                stream.close()
+                if raw is not None:
+                    raw.close()
+        os.chmod(staging / LAYER_TAR, 0o600)
+        if raw_digest is not None and raw_digest != digest:
+            raise InvalidSpec(f"layer blob does not match its digest {digest}")
+        if diff_id is not None and got != diff_id:
+            raise InvalidSpec(f"layer content is {got}, not the expected diff id {diff_id}")
+        chain_id = _register(staging, got, parent, size)
     except OSError as e:
         raise KernelError.from_oserror("store layer", e) from e
     finally:
         if staging.exists():  # it is gone if it was published
             shutil.rmtree(staging)
     return layer(chain_id)
+
+
+def _register(staging: Path, diff_id: str, parent: str | None, size: int) -> str:
+    chain_id = _chain(parent, diff_id) if parent else diff_id
+    if not has_layer(chain_id):
+        (staging / "diff_id").write_text(diff_id + "\n")
+        (staging / "size").write_text(f"{size}\n")
+        if parent:
+            (staging / "parent").write_text(parent + "\n")
+        _publish(staging, layer_path(chain_id))
+    elif not (layer_path(chain_id) / LAYER_TAR).exists():
+        os.rename(staging / LAYER_TAR, layer_path(chain_id) / LAYER_TAR)
+    return chain_id
+
+
+def publish_layer(staging: Path, diff_id: str, parent: str | None, size: int) -> Layer:
+    """Store a layer the caller built itself in ``staging`` (a new directory in
+    ``paths.tmp()`` holding ``diff/`` and ``layer.tar``, whose sha256 is ``diff_id``),
+    as ``add_layer`` stores an unpacked one; ``staging`` is gone afterwards."""
+    try:
+        chain_id = _register(staging, diff_id, parent, size)
+    except OSError as e:
+        raise KernelError.from_oserror("store layer", e) from e
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return layer(chain_id)
+
+
+def layer_tar(chain_id: str) -> Path:
+    """The uncompressed tar of ``chain_id`` as stored; its sha256 is the layer's diff id.
+
+    NotFound if the layer is missing, or was stored before Moorage kept layer tars.
+    """
+    path = layer_path(chain_id) / LAYER_TAR
+    if path.is_file():
+        return path
+    if not has_layer(chain_id):
+        raise NotFound(f"No such layer: {chain_id}")
+    raise NotFound(
+        f"layer {chain_id} has no stored tarball (it was stored before Moorage kept them); "
+        "remove the image and import or load it again"
+    )
+
+
+def adopt_layer_tar(chain_id: str, tar: Path) -> Path:
+    """Move the uncompressed tar file ``tar`` in as ``chain_id``'s ``layer.tar``.
+
+    The file must hash to the layer's diff id (InvalidSpec otherwise) and be on the
+    store's filesystem (in ``paths.tmp()``): it is renamed, not copied.
+    """
+    wanted = layer(chain_id).diff_id
+    digest = hashlib.sha256()
+    try:
+        with open(tar, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        if "sha256:" + digest.hexdigest() != wanted:
+            raise InvalidSpec(f"the tarball offered for layer {chain_id} is not {wanted}")
+        os.chmod(tar, 0o600)
+        os.rename(tar, layer_path(chain_id) / LAYER_TAR)
+    except OSError as e:
+        raise KernelError.from_oserror(f"store the tarball of layer {chain_id}", e) from e
+    return layer_path(chain_id) / LAYER_TAR
+
+
+def remove_layer(chain_id: str) -> None:
+    """Delete one layer (already gone is fine). Renamed aside first: never half visible."""
+    path = layer_path(chain_id)
+    doomed = paths.tmp() / f"removing-{path.name}-{os.getpid()}"
+    try:
+        os.rename(path, doomed)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise KernelError.from_oserror(f"remove layer {chain_id}", e) from e
+    try:
+        shutil.rmtree(doomed)
+    except OSError as e:
+        raise KernelError.from_oserror(f"remove layer {chain_id}", e) from e
+
+
+def remove_config(image_id: str) -> None:
+    """Delete an image config blob (already gone is fine); tags are the caller's business."""
+    try:
+        os.unlink(_blob(image_id))
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise KernelError.from_oserror(f"remove image {image_id}", e) from e
 
 
 def _publish(staging: Path, final: Path) -> None:

@@ -57,6 +57,9 @@ def busybox() -> images.Image:
 
 @pytest.fixture
 def moorage(busybox: images.Image) -> Moorage:
+    # Again for each test (a no-op when it is there): a test of `image prune -a` or
+    # `rmi` may remove busybox, and the tests after it must not depend on the order.
+    images.ensure_busybox()
     yield Moorage()
     remove_all_containers()
 
