@@ -1,8 +1,8 @@
 """ASGI entry point for daphne: Django for HTTP, Channels consumers for websockets.
 
 Websockets authenticate with the Django session and are refused when their Origin is not
-one of ALLOWED_HOSTS (DESIGN.md, security model). The consumers' URL patterns arrive with
-the dashboard's streams; until then the websocket router is empty.
+one of ALLOWED_HOSTS (DESIGN.md, security model). The consumers' URL patterns are in
+containers_app/routing.py.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
-from django.urls import URLPattern, URLResolver  # noqa: E402
 
-websocket_urlpatterns: list[URLPattern | URLResolver] = []
+from containers_app.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

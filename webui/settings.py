@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The one place where engine and permission errors become HTTP responses.
+    "containers_app.errors.ErrorMiddleware",
 ]
 
 ROOT_URLCONF = "webui.urls"
@@ -103,13 +105,24 @@ DATABASES = {
         default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}", conn_max_age=600
     ),
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # daphne, the worker and beat write to one SQLite file: wait for the lock instead of
+    # failing at once, and take it at BEGIN so two writers never deadlock upgrading.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL;",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6390/0")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        # redis-py >= 8 times reads out after 5 s by default, exactly channels_redis's
+        # BZPOPMIN wait: an idle consumer's receive then races the timeout and the
+        # socket dies with 1011. A read timeout well past that wait keeps them apart.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
     },
 }
 CELERY_BROKER_URL = REDIS_URL
@@ -121,6 +134,19 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # STYLE.md: every task has a time limit; a task may set a shorter one of its own.
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
+# Outcomes go to Job rows, not to the result backend.
+CELERY_TASK_IGNORE_RESULT = True
+# A process busy with a long bulk job must not sit on resyncs it prefetched.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The mirror's resync (containers_app.mirror): a CLI change shows within 2 s. A resync
+# that waited in the queue longer than a second is useless; the next one comes anyway.
+CELERY_BEAT_SCHEDULE = {
+    "sync-mirror": {
+        "task": "containers_app.tasks.sync_mirror",
+        "schedule": 1.0,
+        "options": {"expires": 1.0},
+    },
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -128,7 +154,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 
 SESSION_COOKIE_HTTPONLY = True
