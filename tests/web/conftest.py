@@ -21,6 +21,17 @@ from pytest_django import Settings
 
 
 @pytest.fixture(autouse=True)
+def fresh_channel_layer() -> Iterator[None]:
+    """Each test runs its websockets in an event loop of its own; channels_redis binds
+    its locks to the loop that first used them, so a layer must not outlive its test."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings: Settings) -> None:
     # The real hasher spends ~0.5 s per password on purpose; tests only need it to be one.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
