@@ -287,10 +287,11 @@ def run_job(job_id: int) -> str:
             final = JobState.FAILED
         else:
             final = JobState.SUCCEEDED
+        # The audit entry first: whoever sees the job finished must find it final too.
+        _audit_outcome(job, final)
         Job.objects.filter(pk=job_id).update(
             state=final, finished_at=timezone.now(), done=F("done") + cancelled
         )
-        _audit_outcome(job, final)
     return final
 
 
