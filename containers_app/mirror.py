@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from containers_app.consumers import events as live
@@ -149,6 +149,15 @@ def _apply_container(
 
 def sync_container(cid: str) -> ContainerMirror | None:
     """Bring one container's row up to date (or delete it if the engine has none)."""
+    try:
+        return _sync_container_once(cid)
+    except IntegrityError:
+        # The periodic resync inserted this row between our look and our insert (two
+        # inserters race on PostgreSQL; SQLite serialises them): now it is an update.
+        return _sync_container_once(cid)
+
+
+def _sync_container_once(cid: str) -> ContainerMirror | None:
     team_ids = set(Team.objects.values_list("pk", flat=True))
     events: list[EngineEvent] = []
     with transaction.atomic():

@@ -20,6 +20,20 @@ import pytest
 from pytest_django import Settings
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_database_sessions(django_db_setup: None, django_db_blocker: object) -> Iterator[None]:
+    """Before the test database is dropped: end sessions that threads of this process
+    (live servers, websocket executors) left open, or PostgreSQL refuses the drop."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:  # type: ignore[attr-defined]
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
 @pytest.fixture(autouse=True)
 def fresh_channel_layer() -> Iterator[None]:
     """Each test runs its websockets in an event loop of its own; channels_redis binds
@@ -144,6 +158,10 @@ def django_db_modify_db_settings(
     from django.db import connections
 
     db = django_settings.DATABASES["default"]
+    # No persistent connections in tests: websocket tests reach the ORM from executor
+    # threads, whose connections must close after each call (channels does that when
+    # the age limit is 0), or PostgreSQL refuses to drop the test database at the end.
+    db["CONN_MAX_AGE"] = 0
     server = None
     if os.environ.get("MOORAGE_TEST_DATABASE", "sqlite") == "postgresql":
         server = PrivatePostgreSQL()
