@@ -674,6 +674,7 @@ class Monitor:
             self._reply_and_drop(conn, {"exit": code})
 
     def _reply_and_drop(self, conn: Conn, message: dict[str, Any]) -> None:
+        """Send what is queued and a last control message (blocking, briefly), hang up."""
         try:
             conn.sock.settimeout(1.0)
             conn.sock.sendall(bytes(conn.out) + attach.control(message))
@@ -791,15 +792,9 @@ class Monitor:
 
     def _broadcast_exit(self, code: int, oom: bool) -> None:
         """Tell attach and wait clients the exit code, then hang up on them."""
-        message = attach.control({"exit": code, "oom": oom})
         for conn in list(self.conns.values()):
             if conn.request and conn.request.get("op") in ("attach", "wait"):
-                try:
-                    conn.sock.settimeout(1.0)
-                    conn.sock.sendall(bytes(conn.out) + message)
-                except OSError:
-                    pass
-                self._drop(conn)
+                self._reply_and_drop(conn, {"exit": code, "oom": oom})
 
     def _close(self) -> None:
         self.selector.close()

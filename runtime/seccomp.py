@@ -46,25 +46,26 @@ ALWAYS_BLOCKED: tuple[str, ...] = (
     "mount_setattr",
 )
 
-# What each capability lets through, after Docker's profile (moby profiles/seccomp).
-BLOCKED_UNLESS: dict[str, tuple[str, ...]] = {
-    "SYS_ADMIN": ("mount", "umount", "umount2", "unshare", "setns", "pivot_root",
-                  "name_to_handle_at", "quotactl", "quotactl_fd", "fanotify_init",
-                  "bpf", "perf_event_open", "lookup_dcookie"),
-    "DAC_READ_SEARCH": ("open_by_handle_at",),
-    "SYS_MODULE": ("init_module", "finit_module", "delete_module"),
-    "SYS_BOOT": ("reboot",),
-    "SYS_TIME": ("settimeofday", "stime", "clock_settime", "clock_settime64",
-                 "clock_adjtime", "clock_adjtime64", "adjtimex"),
-    "SYS_PACCT": ("acct",),
-    "SYS_RAWIO": ("iopl", "ioperm"),
-    "SYS_NICE": ("get_mempolicy", "set_mempolicy", "mbind", "move_pages"),
-    "SYS_PTRACE": ("kcmp", "process_vm_readv", "process_vm_writev", "process_madvise",
-                   "pidfd_getfd"),
-    "SYSLOG": ("syslog",),
-    "SYS_TTY_CONFIG": ("vhangup",),
-    "BPF": (),
-    "PERFMON": (),
+# What each capability lets through, after Docker's profile (moby profiles/seccomp): the
+# syscalls on the right are blocked unless the process holds one of the capabilities on
+# the left (BPF and PERFMON are 5.8's finer-grained halves of SYS_ADMIN).
+BLOCKED_UNLESS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("SYS_ADMIN",): ("mount", "umount", "umount2", "unshare", "setns", "pivot_root",
+                     "name_to_handle_at", "quotactl", "quotactl_fd", "fanotify_init"),
+    ("SYS_ADMIN", "BPF"): ("bpf",),
+    ("SYS_ADMIN", "PERFMON"): ("perf_event_open",),
+    ("DAC_READ_SEARCH",): ("open_by_handle_at",),
+    ("SYS_MODULE",): ("init_module", "finit_module", "delete_module"),
+    ("SYS_BOOT",): ("reboot",),
+    ("SYS_TIME",): ("settimeofday", "stime", "clock_settime", "clock_settime64",
+                    "clock_adjtime", "clock_adjtime64", "adjtimex"),
+    ("SYS_PACCT",): ("acct",),
+    ("SYS_RAWIO",): ("iopl", "ioperm"),
+    ("SYS_NICE",): ("get_mempolicy", "set_mempolicy", "mbind", "move_pages"),
+    ("SYS_PTRACE",): ("kcmp", "process_vm_readv", "process_vm_writev", "process_madvise",
+                      "pidfd_getfd"),
+    ("SYSLOG",): ("syslog",),
+    ("SYS_TTY_CONFIG",): ("vhangup",),
 }
 
 
@@ -80,12 +81,9 @@ def default_profile(capabilities: tuple[str, ...]) -> Profile:
     """Docker's default profile for a process holding ``capabilities``."""
     held = set(capabilities)
     blocked = list(ALWAYS_BLOCKED)
-    for capability, syscalls in BLOCKED_UNLESS.items():
-        if capability not in held:
+    for allowing, syscalls in BLOCKED_UNLESS.items():
+        if held.isdisjoint(allowing):
             blocked.extend(s for s in syscalls if s not in blocked)
-    if "BPF" in held or "PERFMON" in held:   # the finer-grained capabilities of 5.8
-        blocked = [s for s in blocked if not (s == "bpf" and "BPF" in held)
-                   and not (s == "perf_event_open" and "PERFMON" in held)]
     return Profile(tuple(blocked), block_clone_namespaces="SYS_ADMIN" not in held)
 
 

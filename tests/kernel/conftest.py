@@ -7,6 +7,7 @@ failing test cannot leak processes, cgroups or mounts into the next one.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from runtime import containers, images
+from runtime.network import links
 
 CLI = [sys.executable, "-m", "runtime.cli"]
 
@@ -69,3 +71,14 @@ def _no_containers_outlive_the_session() -> None:
     yield
     if os.environ.get("MOORAGE_ROOT"):
         remove_all_containers()
+
+
+@functools.cache
+def bridges_available() -> bool:
+    """Probe once per session: can this kernel make a bridge (the network tests' premise)?"""
+    try:
+        links.ensure_bridge("mt-probe0", "10.250.255.1", 30)
+        links.delete("mt-probe0")
+        return True
+    except Exception:  # noqa: BLE001 - any failure means no bridges here
+        return False

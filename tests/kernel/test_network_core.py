@@ -20,22 +20,13 @@ import pytest
 
 from runtime import paths, state
 from runtime.network import endpoints, ipam, links, store
-from tests.kernel.conftest import Moorage, remove_all_containers
+from tests.kernel.conftest import Moorage, bridges_available, remove_all_containers
 
 OUTSIDE_NS = "moorage-test-out"
 OUTSIDE_HOST, OUTSIDE_PEER = "198.51.100.1", "198.51.100.2"
 
 
-def _probe_bridges() -> bool:
-    try:
-        links.ensure_bridge("mt-probe0", "10.250.255.1", 30)
-        links.delete("mt-probe0")
-        return True
-    except Exception:  # noqa: BLE001 - any failure means no bridges here
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _probe_bridges(), reason="cannot create a bridge here")
+pytestmark = pytest.mark.skipif(not bridges_available(), reason="cannot create a bridge here")
 
 
 class Networks:

@@ -17,22 +17,12 @@ from pathlib import Path
 import pytest
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 
-from runtime.network import links
-from tests.kernel.conftest import Moorage, remove_all_containers
+from tests.kernel.conftest import Moorage, bridges_available, remove_all_containers
 
 FAKE_RESOLVER = "127.77.0.1"
 
 
-def _probe_bridges() -> bool:
-    try:
-        links.ensure_bridge("mt-probe0", "10.250.255.1", 30)
-        links.delete("mt-probe0")
-        return True
-    except Exception:  # noqa: BLE001 - any failure means no bridges here
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _probe_bridges(), reason="cannot create a bridge here")
+pytestmark = pytest.mark.skipif(not bridges_available(), reason="cannot create a bridge here")
 
 
 class FakeResolver:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.network import links, ports
-from tests.kernel.conftest import Moorage
+from runtime.network import ports
+from tests.kernel.conftest import Moorage, bridges_available
 
 SECOND_HOST_NS = "moorage-test-h2"
 HOST_SIDE, PEER_SIDE = "mt-h2a", "mt-h2b"
@@ -26,16 +26,7 @@ HOST_IP, PEER_IP = "198.18.0.1", "198.18.0.2"
 PAGE = "echo hello-from-web > /tmp/index.html && exec httpd -f -p 80 -h /tmp"
 
 
-def _probe_bridges() -> bool:
-    try:
-        links.ensure_bridge("mt-probe0", "10.250.255.1", 30)
-        links.delete("mt-probe0")
-        return True
-    except Exception:  # noqa: BLE001 - any failure means no bridges here
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _probe_bridges(), reason="cannot create a bridge here")
+pytestmark = pytest.mark.skipif(not bridges_available(), reason="cannot create a bridge here")
 
 
 def _ip(*args: str) -> None:
