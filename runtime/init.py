@@ -35,11 +35,12 @@ class InitPlan:
     process: process.ProcessSpec
     tty: bool
     private_network: bool     # a new netns whose loopback we bring up
+    cgroup_tasks: tuple[str, ...] = ()   # to write "0" to, to join the container's cgroup
 
 
 @dataclass(frozen=True)
 class InitPipes:
-    ready_w: int      # init → monitor: namespaces exist
+    ready_w: int      # init → monitor: namespaces exist, "r" in the cgroup already, "R" not
     go_r: int         # monitor → init: cgroups and network are in place
     error_w: int      # init → monitor: exec failure, closed on successful exec (CLOEXEC)
     console: int      # socket to send the pty master over, or -1
@@ -53,6 +54,20 @@ def _loopback_up() -> None:
         request = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, request))[1]
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
+def _join_cgroup(tasks_files: tuple[str, ...]) -> bool:
+    """Move this (single-threaded) process into the container's cgroup; False leaves it
+    to the monitor's ``add_process`` (no files given, or the kernel refused)."""
+    if not tasks_files:
+        return False
+    try:
+        for path in tasks_files:
+            with open(path, "w") as f:
+                f.write("0")
+    except OSError:
+        return False
+    return True
 
 
 def _stdio(plan: InitPlan, pipes: InitPipes) -> None:
@@ -75,7 +90,7 @@ def run(plan: InitPlan, pipes: InitPipes) -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         namespaces.enter_for_init(plan.modes)
-        os.write(pipes.ready_w, b"r")
+        os.write(pipes.ready_w, b"r" if _join_cgroup(plan.cgroup_tasks) else b"R")
         os.close(pipes.ready_w)
         if os.read(pipes.go_r, 1) != b"g":
             os._exit(1)   # the monitor gave up on us

@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -31,13 +32,13 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from runtime import (
     attach,
     capabilities,
     cgroups,
-    health,
     init,
     logs,
     namespaces,
@@ -52,7 +53,7 @@ from runtime.containers import store
 from runtime.errors import ExecFailed, InvalidState, MoorageError
 
 if TYPE_CHECKING:
-    from runtime import exec_relay
+    from runtime import exec_relay, health
 
 MAX_CLIENT_BUFFER = 8 * 1024 * 1024
 BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET_AFTER = 0.1, 60.0, 10.0
@@ -272,7 +273,8 @@ class Monitor:
             seccomp=seccomp.default_profile(caps) if spec.seccomp_confined else None)
         return init.InitPlan(rootfs=plan, modes=modes, hostname=rec.hostname,
                              domainname=spec.domainname or "", process=proc, tty=spec.tty,
-                             private_network=modes.net == "private")
+                             private_network=modes.net == "private",
+                             cgroup_tasks=self.cgroup.self_attach_files())
 
     def launch(self) -> None:
         """Fork and start the init; on failure raise with Docker's exit code."""
@@ -321,8 +323,10 @@ class Monitor:
             console_child.close()
         plug_error: MoorageError | None = None
         try:
-            if os.read(ready_r, 1) == b"r":
-                self.cgroup.add_process(pid)
+            ready = os.read(ready_r, 1)
+            if ready in (b"r", b"R"):
+                if ready == b"R":   # the init did not move itself into the cgroup
+                    self.cgroup.add_process(pid)
                 try:
                     self.plugged = network.plug(self.record, pid)
                 except MoorageError as e:
@@ -370,7 +374,9 @@ class Monitor:
         self.selector.register(self.pidfd, selectors.EVENT_READ, "exit")
         for service in self.plugged.services:
             self.selector.register(service, selectors.EVENT_READ, "service")
-        self.health = health.HealthMonitor.start(self.record, self.started_at)
+        if self.spec.health_flags or self.record.image_config.get("Healthcheck"):
+            from runtime import health  # large: loaded only when there may be a check
+            self.health = health.HealthMonitor.start(self.record, self.started_at)
         if self.health:
             self.selector.register(self.health, selectors.EVENT_READ, "service")
 
@@ -628,6 +634,14 @@ class Monitor:
                 self._final_exit()
             conn.out += attach.control({"ok": True})
             self._flush(conn)
+        elif op == "network":   # a live `network connect`: the DNS server may start now
+            try:
+                for service in self.plugged.refresh():
+                    self.selector.register(service, selectors.EVENT_READ, "service")
+                conn.out += attach.control({"ok": True})
+            except MoorageError as e:
+                conn.out += attach.control({"error": str(e)})
+            self._flush(conn)
 
     # -- exec sessions (runtime/exec_relay.py)
 
@@ -755,11 +769,14 @@ class Monitor:
             removing = st.status == state.REMOVING   # an `rm -f` is on it
             if not removing:
                 st.status = state.RESTARTING if restart else state.EXITED
+        later: list[Path] = []
         if self.spec.auto_remove and not restart and not removing:
             # Before the exit is reported: `run --rm` returns once the container is gone.
             from runtime.containers import teardown
-            teardown.remove_stopped(self.cid)
+            teardown.remove_stopped(self.cid, later=later)
         self._broadcast_exit(code, oom)
+        for path in later:   # its files, out of the store already: nobody waits for these
+            shutil.rmtree(path, ignore_errors=True)
         if restart:
             self.backoff = BACKOFF_START if ran_for >= BACKOFF_RESET_AFTER else self.backoff
             self.restart_at = time.time() + self.backoff

@@ -92,6 +92,14 @@ class ContainerSpec:
     def seccomp_confined(self) -> bool:
         return not self.privileged and seccomp.parse_security_options(self.security_opt)
 
+    @property
+    def health_flags(self) -> bool:
+        """Any --health-* or --no-healthcheck flag given. Without one there is nothing for
+        ``runtime.health`` to validate, and a check only if the image has a HEALTHCHECK:
+        ``run`` loads that module only then."""
+        return bool(self.no_healthcheck or self.health_cmd or self.health_interval
+                    or self.health_timeout or self.health_start_period or self.health_retries)
+
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

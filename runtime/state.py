@@ -100,11 +100,13 @@ def save(directory: Path, state: State) -> None:
 
 @contextlib.contextmanager
 def updating(directory: Path) -> Iterator[State]:
-    """Read-modify-write the state under the state lock."""
+    """Read-modify-write the state under the state lock (no write if nothing changed)."""
     with flocked(directory / "state.lock"):
         state = load(directory)
+        before = state.to_json()
         yield state
-        save(directory, state)
+        if state.to_json() != before:
+            save(directory, state)
 
 
 def boot_id() -> str:

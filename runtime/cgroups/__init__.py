@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import functools
 
-from runtime.cgroups import v1, v2
+from runtime.cgroups import base, v1, v2
 from runtime.cgroups.base import (
     DEFAULT_DEVICE_RULES,
     Cgroup,
@@ -56,8 +56,7 @@ def probe(mountinfo: str) -> int:
 @functools.cache
 def version() -> int:
     """1 on v1 and hybrid hosts, 2 on pure v2 hosts; probed once per process."""
-    with open("/proc/self/mountinfo") as f:
-        return probe(f.read())
+    return probe(base.mountinfo())
 
 
 def open_cgroup(name: str) -> Cgroup:

@@ -9,6 +9,7 @@ go back out as ``InvalidSpec``.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 import time
@@ -24,6 +25,14 @@ WILDCARD = -1
 # A v1 limit at or above this is the kernel's "no limit" (PAGE_COUNTER_MAX * page size).
 UNLIMITED_THRESHOLD = 1 << 62
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@functools.cache
+def mountinfo() -> str:
+    """/proc/self/mountinfo, read once per process: the version probe and the v1 driver
+    both need it (a container's monitor, at every start)."""
+    with open("/proc/self/mountinfo") as f:
+        return f.read()
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,12 @@ class Cgroup(ABC):
     @abstractmethod
     def add_process(self, pid: int) -> None:
         """Move host ``pid`` into the cgroup, in every hierarchy."""
+
+    def self_attach_files(self) -> tuple[str, ...]:
+        """Files a single-threaded process writes "0" to, to move itself in; empty when
+        only ``add_process`` will do. On v1 that skips what moving a whole thread group
+        costs: the kernel waits for an RCU grace period (5-20 ms) on each start."""
+        return ()
 
     @abstractmethod
     def pids(self) -> list[int]:

@@ -28,6 +28,7 @@ from runtime.cgroups.base import (
     kernel_errors,
     make_dir,
     memory_plus_swap,
+    mountinfo,
     read_int,
     read_keyed,
     read_limit,
@@ -68,8 +69,7 @@ def parse_mountinfo(text: str) -> dict[str, Path]:
 
 @functools.cache
 def mounts() -> dict[str, Path]:
-    with open("/proc/self/mountinfo") as f:
-        return parse_mountinfo(f.read())
+    return parse_mountinfo(mountinfo())
 
 
 def plan(r: Resources, current_memory: int) -> list[tuple[str, str]]:
@@ -177,6 +177,9 @@ class V1Cgroup(Cgroup):
                     available = read_text(path.parent.parent / f"cpuset.effective_{file[7:]}")
                 raise refusal(path, value, e, available) from e
 
+    def self_attach_files(self) -> tuple[str, ...]:
+        return tuple(str(directory / "tasks") for directory in self._dirs())
+
     def add_process(self, pid: int) -> None:
         with kernel_errors(self.name, "add process to cgroup"):
             for directory in self._dirs():
@@ -250,6 +253,10 @@ class V1Cgroup(Cgroup):
         )
 
     def kill_all(self, sig: int) -> None:
+        # An empty cgroup has no process left to fork, so there is nothing to freeze (the
+        # usual case after a container's init exited: freeze and thaw cost a few ms).
+        if not self.pids():
+            return
         # Freezing first means no process can fork a child we have not seen yet.
         freeze = sig == signal.SIGKILL and "freezer" in self._mounts and not self.is_frozen()
         if freeze:

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime import attach, containers, units
-from runtime.cli import format, output
-from runtime.cli.format import print_documents, print_formatted
 from runtime.cli.streams import Detached, relay_attach, relay_pty
 from runtime.errors import Conflict, ExecFailed, InvalidSpec, MoorageError
 from runtime.spec import ContainerSpec, parse_restart
@@ -83,6 +81,7 @@ def _add_create_options(p: argparse.ArgumentParser) -> None:
     a("--health-start-period")
     a("--health-retries")
     a("--no-healthcheck", action="store_true")
+    a("--pull", default="missing", help="pull the image: always, missing or never")
     a("image")
     a("cmd", nargs=argparse.REMAINDER)
 
@@ -195,9 +194,17 @@ def _engine_error(e: MoorageError) -> MoorageError:
     return e
 
 
+def _image_for_run(args: argparse.Namespace) -> None:
+    from runtime.cli.registry_commands import image_for_run  # only run/create pay for it
+
+    image_for_run(args.image, getattr(args, "pull", "missing"))
+
+
 def cmd_create(args: argparse.Namespace) -> int:
     try:
-        cid = containers.create(spec_from_args(args))
+        spec = spec_from_args(args)
+        _image_for_run(args)
+        cid = containers.create(spec)
     except MoorageError as e:
         raise _engine_error(e) from None
     print(cid)
@@ -207,6 +214,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         spec = spec_from_args(args)
+        _image_for_run(args)
         cid = containers.create(spec)
     except MoorageError as e:
         raise _engine_error(e) from None
@@ -331,6 +339,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
         rows = rows[:1]
     elif args.last > 0:
         rows = rows[:args.last]
+    from runtime.cli import format, output  # output modules stay out of `run`'s imports
     now = time.time()
     items = [format.ps_item(record, st, now, args.no_trunc) for record, st in rows]
     if args.quiet:
@@ -338,7 +347,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
             print(item["ID"])
         return 0
     if args.format:
-        print_formatted(args.format, items)
+        format.print_formatted(args.format, items)
         return 0
     headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
     table = [[i["ID"], i["Image"], i["Command"], i["RunningFor"], i["Status"], i["Ports"],
@@ -353,6 +362,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         if not args.tail.isdigit():
             raise InvalidSpec(f"invalid value for --tail: {args.tail}")
         tail = int(args.tail)
+    from runtime.cli import format
     since = format.parse_time_filter(args.since) if args.since else None
     until = format.parse_time_filter(args.until) if args.until else None
     out, err = sys.stdout.buffer, sys.stderr.buffer
@@ -425,12 +435,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             kind = "container" if args.type == "container" else "object"
             print(f"Error: No such {kind}: {ref}", file=sys.stderr)
             failed = 1
-    print_documents(args.format, documents)
+    from runtime.cli import format
+    format.print_documents(args.format, documents)
     return failed
 
 
 def cmd_top(args: argparse.Namespace) -> int:
     headers, rows = containers.top(args.container, args.ps_args or None)
+    from runtime.cli import output
     sys.stdout.write(output.format_table(rows, headers))
     return 0
 

@@ -9,12 +9,12 @@ at start, so they never end up in an image). Nothing here touches the kernel.
 
 from __future__ import annotations
 
-import secrets
+import os
 import shutil
 import socket
 import time
 
-from runtime import health, images, names, paths, process, rootfs, state, volumes
+from runtime import images, names, paths, process, rootfs, state, volumes
 from runtime.containers import store
 from runtime.errors import InvalidSpec, MoorageError, NameInUse, NotFound
 from runtime.network import endpoints as net_endpoints
@@ -68,7 +68,9 @@ def create(spec: ContainerSpec) -> str:
     volumes.validate(spec)
     net_sandbox.validate(spec)
     net_ports.validate(spec)
-    health.validate(spec)
+    if spec.health_flags:
+        from runtime import health  # a large module, only for containers with a check
+        health.validate(spec)
     try:
         image = images.resolve(spec.image)
     except NotFound:
@@ -87,7 +89,7 @@ def create(spec: ContainerSpec) -> str:
     argv = entrypoint + cmd
     if not argv:
         raise InvalidSpec("No command specified")
-    cid = secrets.token_hex(32)
+    cid = os.urandom(32).hex()   # what secrets.token_hex does, without its imports
     if spec.name is not None:
         name = names.validate_name(spec.name)
     else:
@@ -104,7 +106,8 @@ def create(spec: ContainerSpec) -> str:
         user=spec.user if spec.user is not None else config.get("User") or "",
         hostname=hostname, stop_signal=spec.stop_signal or config.get("StopSignal") or "SIGTERM",
         stop_timeout=spec.stop_timeout if spec.stop_timeout is not None else 10,
-        labels=labels, image_config=config, layer_dirs=[str(p) for p in image.layer_dirs()])
+        labels=labels, image_config=volumes.with_anonymous_volumes(spec, config),
+        layer_dirs=[str(p) for p in image.layer_dirs()])
     while True:
         try:
             store.claim_name(name, cid)

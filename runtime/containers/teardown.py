@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from runtime import attach, cgroups, paths, rootfs, state
@@ -20,6 +21,9 @@ from runtime.containers import store
 from runtime.containers.lifecycle import _cancel_restart, _stop_process, operation
 from runtime.containers.recovery import monitor_alive, reconcile
 from runtime.errors import CleanupError, Conflict, MoorageError
+
+# Directories of removed containers waiting, under paths.tmp(), to be deleted.
+REMOVED_PREFIX = "removed-"
 
 
 def remove(ref: str, force: bool = False, volumes: bool = False) -> str:
@@ -53,10 +57,14 @@ def _wait_for_monitor(cid: str, timeout: float = 10.0) -> None:
     raise CleanupError(f"the monitor of container {cid[:12]} did not exit")
 
 
-def remove_stopped(cid: str, volumes: bool = False) -> None:
+def remove_stopped(cid: str, volumes: bool = False, later: list[Path] | None = None) -> None:
     """Delete a stopped container's files, name and leftovers. Idempotent.
 
-    Anonymous volumes go too with ``volumes`` or ``--rm``, as in Docker."""
+    Anonymous volumes go too with ``volumes`` or ``--rm``, as in Docker. With ``later``,
+    the container's directory is only moved out of the store, to ``paths.tmp()`` (one
+    rename instead of a few dozen unlinks), and its new path appended for the caller to
+    delete: the monitor of a ``run --rm`` reports the exit once the container is gone
+    and deletes the files after that. ``gc`` deletes what a crash left there."""
     directory = paths.container(cid)
     extra: dict[str, Any] = {}
     try:
@@ -81,6 +89,13 @@ def remove_stopped(cid: str, volumes: bool = False) -> None:
         pass
     if name:
         store.release_name(name, cid)
+    if later is not None and directory.exists():
+        moved = paths.tmp() / f"{REMOVED_PREFIX}{cid}"
+        try:
+            os.rename(directory, moved)
+            later.append(moved)
+        except OSError:
+            pass   # deleted in place below
     shutil.rmtree(directory, ignore_errors=True)
     if directory.exists():
         raise CleanupError(f"could not remove {directory}")
@@ -127,6 +142,11 @@ def gc() -> dict[str, list[str]]:
                 found["directories"].append(entry.name)
     except FileNotFoundError:
         pass
+    for entry in os.scandir(paths.tmp()):   # moved away by a monitor that then died
+        cid = entry.name.removeprefix(REMOVED_PREFIX)
+        if entry.name.startswith(REMOVED_PREFIX) and len(cid) == 64 and cid not in known:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            found["directories"].append(cid)
     names = store.names_dir()
     if names.exists():
         for link in names.iterdir():
