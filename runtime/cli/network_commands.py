@@ -28,13 +28,30 @@ def _labels(items: list[str]) -> dict[str, str]:
     return labels
 
 
+def _by_family(items: list[str], what: str) -> tuple[str, str]:
+    """(IPv4 one, IPv6 one) of repeated --subnet/--gateway values; one of each at most.
+    A value that is neither goes first, for the IPv4 parser's error."""
+    v4: list[str] = []
+    v6: list[str] = []
+    for item in items:
+        (v6 if ":" in item else v4).append(item)
+    if len(v4) > 1 or len(v6) > 1:
+        raise InvalidSpec(f"only one IPv4 and one IPv6 {what} per network")
+    return (v4 or [""])[0], (v6 or [""])[0]
+
+
 def cmd_create(args: argparse.Namespace) -> int:
-    if len(args.subnet) > 1 or len(args.gateway) > 1 or len(args.ip_range) > 1:
-        raise InvalidSpec("only one IPv4 subnet, gateway and ip-range per network")
-    network = verbs.create(args.name, subnet=(args.subnet or [""])[0],
-                           gateway=(args.gateway or [""])[0],
+    subnet, subnet6 = _by_family(args.subnet, "subnet")
+    gateway, gateway6 = _by_family(args.gateway, "gateway")
+    if len(args.ip_range) > 1 or any(":" in r for r in args.ip_range):
+        raise InvalidSpec("only one IPv4 ip-range per network (IPv6 ranges are not "
+                          "supported)")
+    if gateway6 and not subnet6:
+        raise InvalidSpec(f"invalid gateway {gateway6}: it needs an IPv6 --subnet")
+    network = verbs.create(args.name, subnet=subnet, gateway=gateway,
                            ip_range=(args.ip_range or [""])[0], internal=args.internal,
-                           labels=_labels(args.label), driver=args.driver)
+                           labels=_labels(args.label), driver=args.driver,
+                           ipv6=args.ipv6, subnet6=subnet6, gateway6=gateway6)
     print(network.id)
     return 0
 
@@ -42,7 +59,8 @@ def cmd_create(args: argparse.Namespace) -> int:
 def _item(network: Network, no_trunc: bool) -> dict[str, Any]:
     from runtime.logs import timestamp
     return {"ID": network.id if no_trunc else network.id[:12], "Name": network.name,
-            "Driver": network.driver, "Scope": "local", "IPv6": "false",
+            "Driver": network.driver, "Scope": "local",
+            "IPv6": str(network.enable_ipv6).lower(),
             "Internal": str(network.internal).lower(), "CreatedAt": timestamp(network.created),
             "Labels": ",".join(f"{k}={v}" for k, v in network.labels.items())}
 
@@ -122,6 +140,7 @@ def register(sub: Any) -> None:
     p.add_argument("--gateway", action="append", default=[])
     p.add_argument("--ip-range", action="append", default=[])
     p.add_argument("--internal", action="store_true")
+    p.add_argument("--ipv6", action="store_true")
     p.add_argument("--attachable", action="store_true")
     p.add_argument("--label", action="append", default=[])
     p.add_argument("name")

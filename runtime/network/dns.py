@@ -7,12 +7,13 @@ the host's namespace, so host resolvers on loopback (127.0.0.53 ...) work too. T
 resulting ``Resolver`` is one Service for the monitor's selector loop: an epoll(7)
 instance holding those sockets, TCP clients and a timerfd for upstream deadlines.
 
-It answers A (and PTR) for the names, ``--network-alias`` aliases and short ids of the
-containers that share a user-defined network with the asker (``name.network`` too),
-reading endpoints afresh per query. Every other name is forwarded, as Docker does, to
-``--dns`` servers or else the host's resolv.conf nameservers (``MOORAGE_HOST_RESOLV_CONF``
-names another file), each try TRY_TIMEOUT seconds, SERVFAIL when all fail. Owns nothing
-on disk; never answers for containers the asker shares no user-defined network with.
+It answers A, AAAA (on networks with IPv6) and PTR for the names, ``--network-alias``
+aliases and short ids of the containers that share a user-defined network with the
+asker (``name.network`` too), reading endpoints afresh per query. Every other name is
+forwarded, as Docker does, to ``--dns`` servers or else the host's resolv.conf
+nameservers (``MOORAGE_HOST_RESOLV_CONF`` names another file), each try TRY_TIMEOUT
+seconds, SERVFAIL when all fail. Owns nothing on disk; never answers for containers the
+asker shares no user-defined network with.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dnslib import PTR, QTYPE, RCODE, RR, A, DNSError, DNSRecord
+from dnslib import AAAA, PTR, QTYPE, RCODE, RR, A, DNSError, DNSRecord
 
 from runtime import syscalls
 from runtime.errors import KernelError, MoorageError, NotFound
@@ -56,7 +57,8 @@ IN, OUT, ERR, HUP = select.EPOLLIN, select.EPOLLOUT, select.EPOLLERR, select.EPO
 
 @dataclass(frozen=True)
 class Directory:
-    """What one container may resolve: name → addresses, address → name."""
+    """What one container may resolve: name → addresses (IPv4 and IPv6), address →
+    name."""
 
     names: dict[str, list[str]]
     reverse: dict[str, str]
@@ -80,15 +82,25 @@ def answer(query: DNSRecord, directory: Directory) -> DNSRecord | None:
     if addresses is None:
         return None
     reply = query.reply()
-    if question.qtype in (QTYPE.A, QTYPE.ANY):
-        for ip in addresses:
-            reply.add_answer(RR(question.qname, QTYPE.A, rdata=A(ip), ttl=TTL))
-    # Other types of a container's name (AAAA, MX ...) get an empty NOERROR answer:
+    for ip in addresses:
+        v6 = ":" in ip
+        if question.qtype == QTYPE.ANY or question.qtype == (QTYPE.AAAA if v6 else QTYPE.A):
+            reply.add_answer(RR(question.qname, QTYPE.AAAA if v6 else QTYPE.A,
+                                rdata=AAAA(ip) if v6 else A(ip), ttl=TTL))
+    # Other types of a container's name (AAAA without IPv6, MX ...) get an empty NOERROR:
     # forwarding them would only wait on the outside world for a name it cannot know.
     return reply
 
 
 def _reverse_ip(name: str) -> str | None:
+    if name.endswith(".ip6.arpa"):
+        nibbles = name[: -len(".ip6.arpa")].split(".")
+        if len(nibbles) != 32:
+            return None
+        try:
+            return str(ipaddress.IPv6Address(int("".join(reversed(nibbles)), 16)))
+        except ValueError:
+            return None
     if not name.endswith(".in-addr.arpa"):
         return None
     octets = name[: -len(".in-addr.arpa")].split(".")
@@ -127,11 +139,12 @@ def directory_for(cid: str) -> Directory:
                     continue
                 keys = [record.name, record.id[:12], *endpoint.aliases,
                         f"{record.name}.{endpoint.network_name}"]
+                ips = [endpoint.ip] + ([endpoint.ip6] if endpoint.ip6 else [])
                 for key in keys:
                     found = names.setdefault(key.lower(), [])
-                    if endpoint.ip not in found:
-                        found.append(endpoint.ip)
-                reverse.setdefault(endpoint.ip, f"{record.name}.{endpoint.network_name}")
+                    found += [ip for ip in ips if ip not in found]
+                for ip in ips:
+                    reverse.setdefault(ip, f"{record.name}.{endpoint.network_name}")
     return Directory(names, reverse)
 
 

@@ -28,6 +28,7 @@ class Attachment:
     aliases: tuple[str, ...] = ()
     ipv4_address: str = ""      # --ip, empty: any
     mac_address: str = ""       # --mac-address, empty: 02:42 + the address
+    network_name: str = ""      # at attach time: what "network X not found" names
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ class NetworkConfig:
     def from_json(cls, data: dict[str, Any]) -> NetworkConfig:
         return cls(
             attachments=[Attachment(a["network_id"], tuple(a.get("aliases") or ()),
-                                    a.get("ipv4_address", ""), a.get("mac_address", ""))
+                                    a.get("ipv4_address", ""), a.get("mac_address", ""),
+                                    a.get("network_name", ""))
                          for a in data.get("attachments", [])],
             links=[Link(**link) for link in data.get("links", [])])
 
@@ -69,6 +71,9 @@ class Endpoint:
     ifname: str                 # inside the container: eth0, eth1 ...
     veth: str                   # host side
     requested_ip: str = ""      # the --ip it was asked for, for IPAMConfig
+    ip6: str = ""               # on a network with IPv6
+    prefixlen6: int = 0
+    gateway6: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

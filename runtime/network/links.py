@@ -7,9 +7,9 @@ thread and on a CLI). Owns no files. Never names a link itself: callers pass nam
 from ``paths.link_prefix()`` so ``gc`` and the tests can find them. "Already gone"
 (ENODEV, ENOENT) counts as success when deleting.
 
-Everything a container start or stop does goes through ``netlink`` (a small client of
-our own); pyroute2, whose import costs a quarter of a second, is imported only by
-``names_inside`` (``network connect``), which no start needs.
+Everything goes through ``netlink`` (a small client of our own): pyroute2's import
+costs a quarter of a second. IPv6 addresses are added only on networks created with
+``--ipv6``; ``ipv6_available`` probes whether the host allows them at all.
 """
 
 from __future__ import annotations
@@ -18,26 +18,11 @@ import contextlib
 import errno
 import os
 from collections.abc import Iterator
-from typing import Any
 
 from runtime import syscalls
-from runtime.errors import KernelError
+from runtime.errors import KernelError, MissingFeature
 from runtime.network import netlink
 from runtime.network.netlink import Netlink
-
-
-@contextlib.contextmanager
-def _iproute(operation: str) -> Iterator[Any]:
-    """pyroute2's IPRoute, imported here only, with its errors translated."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
-    try:
-        with IPRoute() as ip:
-            yield ip
-    except NetlinkError as e:
-        raise KernelError(operation, int(e.code or 0), str(e)) from e
-    except OSError as e:
-        raise KernelError.from_oserror(operation, e) from e
 
 
 @contextlib.contextmanager
@@ -76,8 +61,9 @@ def names() -> list[str]:
         return []
 
 
-def ensure_bridge(name: str, gateway: str, prefixlen: int) -> bool:
-    """Make the bridge with the gateway address and bring it up; True if it was made."""
+def ensure_bridge(name: str, gateway: str, prefixlen: int, gateway6: str = "",
+                  prefixlen6: int = 0) -> bool:
+    """Make the bridge with the gateway address(es) and bring it up; True if made."""
     if exists(name):
         return False
     with Netlink() as nl:
@@ -87,9 +73,47 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int) -> bool:
             if e.errno != errno.EEXIST:   # a concurrent start made it first
                 raise
             return False
-        nl.request(netlink.new_address(nl.index(name), gateway, prefixlen))
+        index = nl.index(name)
+        nl.request(netlink.new_address(index, gateway, prefixlen))
+        if gateway6:
+            _enable_ipv6(name)
+            nl.request(netlink.new_address(index, gateway6, prefixlen6))
         nl.request(netlink.set_up(name))
     return True
+
+
+def ipv6_available() -> bool:
+    """Whether this network namespace takes IPv6 addresses (the module is loaded and
+    ``net.ipv6.conf.all.disable_ipv6`` is 0)."""
+    try:
+        with open("/proc/sys/net/ipv6/conf/all/disable_ipv6") as f:
+            return f.read().strip() == "0"
+    except OSError:
+        return False
+
+
+def _enable_ipv6(ifname: str) -> None:
+    """Clear ``disable_ipv6`` on one link (the thread's namespace: /proc/sys/net is the
+    opener's), as dockerd does for the links of an IPv6 network; write only if set."""
+    try:
+        _sysctl(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "0", f"enable IPv6 on {ifname}")
+    except KernelError as e:
+        if e.errno != errno.ENOENT:
+            raise
+        raise MissingFeature("ipv6", errno.EAFNOSUPPORT,
+                             "this kernel has no IPv6: the network cannot be used") from e
+
+
+def _sysctl(path: str, value: str, operation: str) -> None:
+    """Write ``value`` unless it is there already (a write costs more than a read)."""
+    try:
+        with open(path) as f:
+            if f.read().strip() == value:
+                return
+        with open(path, "w") as f:
+            f.write(value + "\n")
+    except OSError as e:
+        raise KernelError.from_oserror(operation, e) from e
 
 
 def delete(name: str) -> bool:
@@ -106,8 +130,10 @@ def add_veth(host_name: str, bridge: str, pid: int, ifname: str, mac: str) -> No
 
 
 def configure_inside(pid: int, ifname: str, address: str, prefixlen: int,
-                     gateway: str | None) -> None:
-    """Address ``ifname`` inside the container, bring it up, route by ``gateway`` if set."""
+                     gateway: str | None, address6: str = "", prefixlen6: int = 0,
+                     gateway6: str | None = None) -> None:
+    """Address ``ifname`` inside the container (and ``address6`` if set), bring it up,
+    route by ``gateway`` (and ``gateway6``) if set."""
     # The socket must be opened after the setns: it stays in the namespace it began in.
     with inside(pid), Netlink() as nl:
         # lo too, now rather than when the init gets there: the embedded DNS server
@@ -115,25 +141,16 @@ def configure_inside(pid: int, ifname: str, address: str, prefixlen: int,
         nl.request(netlink.set_up("lo"))
         index = nl.index(ifname)
         nl.request(netlink.new_address(index, address, prefixlen))
+        if address6:
+            _enable_ipv6(ifname)
+            nl.request(netlink.new_address(index, address6, prefixlen6))
         nl.request(netlink.set_up(ifname, index))
         if gateway:
             nl.request(netlink.replace_default_route(index, gateway))
-
-
-def names_inside(pid: int) -> list[str]:
-    # Not sysfs: /sys shows the namespace it was mounted in, not the thread's.
-    with inside(pid), _iproute("list links in container") as ip:
-        return [link.get_attr("IFLA_IFNAME") for link in ip.get_links()]
+        if gateway6 and address6:
+            nl.request(netlink.replace_default_route(index, gateway6))
 
 
 def enable_forwarding() -> None:
     """Routing between the bridges and the host's uplink needs ip_forward (as dockerd)."""
-    path = "/proc/sys/net/ipv4/ip_forward"
-    try:
-        with open(path) as f:
-            if f.read().strip() == "1":
-                return
-        with open(path, "w") as f:
-            f.write("1\n")
-    except OSError as e:
-        raise KernelError.from_oserror("enable ip_forward", e) from e
+    _sysctl("/proc/sys/net/ipv4/ip_forward", "1", "enable ip_forward")

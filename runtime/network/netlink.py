@@ -14,8 +14,10 @@ send, on a plain ``socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE)``:
   bridge.
 - ``RTM_SETLINK``: a link up, by index or name. ``RTM_DELLINK``: a link, by name (a
   veth takes its peer along). ``RTM_GETLINK``: a link's index, by name.
-- ``RTM_NEWADDR``: an IPv4 address with its broadcast, as ``ip addr add ... brd +``.
-- ``RTM_NEWROUTE``: replace the IPv4 default route.
+- ``RTM_NEWADDR``: an IPv4 address with its broadcast, as ``ip addr add ... brd +``; an
+  IPv6 address with ``IFA_F_NODAD`` (as Docker: usable at once, not after the ~2 s of
+  duplicate address detection, which on a bridge of our own can find nobody).
+- ``RTM_NEWROUTE``: replace the IPv4 or IPv6 default route.
 
 Every request carries ``NLM_F_ACK`` and its own sequence number; an ``NLMSG_ERROR``
 with an errno becomes ``KernelError``, with the kernel's reason when it gives one
@@ -73,6 +75,8 @@ VETH_INFO_PEER = 1
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFA_BROADCAST = 4
+
+IFA_F_NODAD = 0x02
 
 RTA_OIF = 4
 RTA_GATEWAY = 5
@@ -174,8 +178,14 @@ def get_link(name: str) -> Request:
 
 
 def new_address(index: int, address: str, prefixlen: int) -> Request:
-    """An IPv4 address on link ``index``, with the subnet's broadcast below /31."""
-    ip = ipaddress.IPv4Address(address)
+    """An address on link ``index``: IPv4 with the subnet's broadcast below /31, IPv6
+    without duplicate address detection."""
+    ip = ipaddress.ip_address(address)
+    if ip.version == 6:
+        body = (_IFADDRMSG.pack(socket.AF_INET6, prefixlen, IFA_F_NODAD, RT_SCOPE_UNIVERSE,
+                                index) + attr(IFA_ADDRESS, ip.packed))
+        return Request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body,
+                       f"add address {address}/{prefixlen}")
     body = (_IFADDRMSG.pack(socket.AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index)
             + attr(IFA_LOCAL, ip.packed) + attr(IFA_ADDRESS, ip.packed))
     if prefixlen < 31:
@@ -186,9 +196,11 @@ def new_address(index: int, address: str, prefixlen: int) -> Request:
 
 
 def replace_default_route(index: int, gateway: str) -> Request:
-    body = (_RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT,
+    ip = ipaddress.ip_address(gateway)
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    body = (_RTMSG.pack(family, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT,
                         RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
-            + attr(RTA_GATEWAY, ipaddress.IPv4Address(gateway).packed) + u32(RTA_OIF, index))
+            + attr(RTA_GATEWAY, ip.packed) + u32(RTA_OIF, index))
     return Request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, body,
                    f"set default route via {gateway}")
 

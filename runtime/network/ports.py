@@ -23,15 +23,14 @@ import errno
 import ipaddress
 import json
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime import paths
-from runtime.errors import InvalidSpec, KernelError, MissingFeature, NotFound
+from runtime.errors import InvalidSpec, KernelError, NotFound
+from runtime.network import nftables
 from runtime.network.proxy import PortProxy
 from runtime.spec import ContainerSpec
 from runtime.state import flocked, read_json, write_json
@@ -347,29 +346,19 @@ def gc(live_ids: set[str]) -> list[str]:
 
 def _table_chains() -> set[str] | None:
     """Names of the chains in our table, None when there is no table."""
-    done = _run_nft(["-j", "list", "table", "ip", table()])
-    if done.returncode != 0:
-        if "No such file or directory" in done.stderr:
+    done = nftables.run(f"list table ip {table()}\n", json=True)
+    if not done.ok:
+        if "No such file or directory" in done.err:
             return None
-        raise KernelError("nft list table", errno.EIO, done.stderr.strip())
-    items = json.loads(done.stdout).get("nftables", [])
+        raise KernelError("nft list table", errno.EIO, done.err)
+    items = json.loads(done.out).get("nftables", [])
     return {item["chain"]["name"] for item in items if "chain" in item}
 
 
 def _nft(lines: list[str], what: str) -> None:
-    done = _run_nft(["-f", "-"], "\n".join(lines) + "\n")
-    if done.returncode != 0:
-        raise KernelError(f"nft: {what}", errno.EINVAL, done.stderr.strip())
-
-
-def _run_nft(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    nft = shutil.which("nft") or "/usr/sbin/nft"
-    try:
-        return subprocess.run([nft, *args], input=stdin, capture_output=True, text=True,
-                              timeout=30, check=False)
-    except FileNotFoundError as e:
-        raise MissingFeature("nft", errno.ENOENT,
-                             "publishing ports needs nftables (Debian package nftables)") from e
+    done = nftables.run("\n".join(lines) + "\n")
+    if not done.ok:
+        raise KernelError(f"nft: {what}", errno.EINVAL, done.err)
 
 
 @contextmanager

@@ -117,7 +117,8 @@ def prepare(spec: ContainerSpec) -> NetworkConfig:
     network = network_of(spec)
     if network is not None and network.driver == "bridge":
         config.attachments.append(Attachment(network.id, tuple(spec.network_aliases),
-                                             spec.ipv4_address, spec.mac_address.lower()))
+                                             spec.ipv4_address, spec.mac_address.lower(),
+                                             network.name))
     for item in spec.links:
         target, _, alias = item.partition(":")
         cid, name = _running(target)
@@ -215,4 +216,6 @@ def hosts(spec: ContainerSpec, hostname: str, endpoints: list[Endpoint],
     if endpoints:
         fqdn = f"{hostname}.{spec.domainname}" if spec.domainname else ""
         text += f"{endpoints[0].ip}\t{fqdn + ' ' if fqdn else ''}{hostname}\n"
+        if endpoints[0].ip6:
+            text += f"{endpoints[0].ip6}\t{fqdn + ' ' if fqdn else ''}{hostname}\n"
     return text

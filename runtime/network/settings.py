@@ -37,7 +37,9 @@ def _entry(network_id: str, aliases: tuple[str, ...], requested: str,
         "Gateway": endpoint.gateway if endpoint else "",
         "IPAddress": endpoint.ip if endpoint else "",
         "IPPrefixLen": endpoint.prefixlen if endpoint else 0,
-        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPv6Gateway": endpoint.gateway6 if endpoint else "",
+        "GlobalIPv6Address": endpoint.ip6 if endpoint else "",
+        "GlobalIPv6PrefixLen": endpoint.prefixlen6 if endpoint else 0,
         "MacAddress": endpoint.mac if endpoint else "",
         "DriverOpts": None,
     }
@@ -74,10 +76,11 @@ def network_settings(record: Record, st: state.State) -> dict[str, Any]:
         "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
         "EndpointID": top["EndpointID"] if top else "",
         "Gateway": top["Gateway"] if top else "",
-        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "GlobalIPv6Address": top["GlobalIPv6Address"] if top else "",
+        "GlobalIPv6PrefixLen": top["GlobalIPv6PrefixLen"] if top else 0,
         "IPAddress": top["IPAddress"] if top else "",
         "IPPrefixLen": top["IPPrefixLen"] if top else 0,
-        "IPv6Gateway": "",
+        "IPv6Gateway": top["IPv6Gateway"] if top else "",
         "MacAddress": top["MacAddress"] if top else "",
         "Networks": networks,
     }
@@ -98,16 +101,20 @@ def network_document(network: store.Network) -> dict[str, Any]:
             attached[cid] = {"Name": name, "EndpointID": endpoint.endpoint_id,
                              "MacAddress": endpoint.mac,
                              "IPv4Address": f"{endpoint.ip}/{endpoint.prefixlen}",
-                             "IPv6Address": ""}
+                             "IPv6Address": f"{endpoint.ip6}/{endpoint.prefixlen6}"
+                             if endpoint.ip6 else ""}
     config = []
     if network.subnet:
         entry = {"Subnet": network.subnet, "Gateway": network.gateway}
         if network.ip_range:
             entry["IPRange"] = network.ip_range
         config.append(entry)
+    if network.subnet6:
+        config.append({"Subnet": network.subnet6, "Gateway": network.gateway6})
     return {
         "Name": network.name, "Id": network.id, "Created": timestamp(network.created),
-        "Scope": "local", "Driver": network.driver, "EnableIPv6": False,
+        "Scope": "local", "Driver": network.driver,
+        "EnableIPv6": network.enable_ipv6,
         "IPAM": {"Driver": "default", "Options": {}, "Config": config},
         "Internal": network.internal, "Attachable": False, "Ingress": False,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": False,

@@ -5,7 +5,10 @@ labels, the kernel bridge's name); ``<id>/ipam.json`` holds its address allocati
 (``runtime.network.ipam``). One lock file, ``.lock``, serialises every change to networks
 and allocations, which is what makes names unique and addresses single-owner.
 
-The built-in networks ``bridge``, ``host`` and ``none`` are created on first use. The
+A network may also have an IPv6 subnet (``--ipv6``, as Docker: the bridge gets the
+subnet's first address as gateway, containers get addresses from it, no IPv6 NAT or
+egress is set up). The built-in networks ``bridge``, ``host`` and ``none`` are created
+on first use, IPv4 only like Docker's default bridge. The
 default bridge's subnet comes from ``MOORAGE_DEFAULT_SUBNET`` (default 10.203.0.0/16,
 clear of Docker's 172.17.0.0/16 and podman's 10.88.0.0/16); subnets of new networks
 without ``--subnet`` are /16s taken from ``MOORAGE_ADDRESS_POOL`` (default
@@ -19,8 +22,6 @@ import contextlib
 import ipaddress
 import os
 import re
-import secrets
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -50,6 +51,13 @@ class Network:
     options: dict[str, str] = field(default_factory=dict)
     bridge: str = ""          # kernel link name
     created: float = 0.0
+    enable_ipv6: bool = False
+    subnet6: str = ""         # IPv6 CIDR when enable_ipv6
+    gateway6: str = ""
+
+    @property
+    def prefixlen6(self) -> int:
+        return ipaddress.ip_network(self.subnet6).prefixlen if self.subnet6 else 0
 
     @property
     def user_defined(self) -> bool:
@@ -127,7 +135,7 @@ def _ensure_builtins() -> list[Network]:
         for name in BUILTIN:
             if name in have:
                 continue
-            network = Network(id=secrets.token_hex(32), name=name, driver=DRIVERS[name],
+            network = Network(id=new_id(), name=name, driver=DRIVERS[name],
                               created=time.time())
             if name == "bridge":
                 subnet = _parse_subnet(default_subnet())
@@ -141,6 +149,11 @@ def _ensure_builtins() -> list[Network]:
     return sorted(networks, key=lambda n: n.created)
 
 
+def new_id() -> str:
+    """64 random hex digits (os.urandom: ``secrets`` costs a start 10 ms of imports)."""
+    return os.urandom(32).hex()
+
+
 def list_networks() -> list[Network]:
     """Every network, built-in ones first (they are the oldest)."""
     return _ensure_builtins()
@@ -148,6 +161,11 @@ def list_networks() -> list[Network]:
 
 def get(name_or_id: str) -> Network:
     """A network by name, full id or unique id prefix, as Docker resolves them."""
+    if len(name_or_id) == 64 and name_or_id.isalnum() and "/" not in name_or_id:
+        # The hot path (plug, unplug) asks by full id: one file, not the whole store.
+        found = _load(paths.networks() / name_or_id)
+        if found is not None:
+            return found
     networks = _ensure_builtins()
     for network in networks:
         if name_or_id in (network.name, network.id):
@@ -159,16 +177,19 @@ def get(name_or_id: str) -> Network:
     raise NotFound(f"network {name_or_id} not found")
 
 
-def _parse_subnet(text: str) -> ipaddress.IPv4Network:
+def _parse_subnet(text: str, version: int = 4) -> Any:
+    """An IPv4 (or with ``version`` 6 an IPv6) subnet with room for a gateway and one
+    container at least."""
     try:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise InvalidSpec(f"invalid CIDR address: {text}") from None
-    if not isinstance(network, ipaddress.IPv4Network) or "/" not in text:
+    if network.version != version or "/" not in text:
         raise InvalidSpec(f"invalid CIDR address: {text}")
-    if network.prefixlen > 30:
+    most = 30 if version == 4 else 126
+    if network.prefixlen > most:
         raise InvalidSpec(f"subnet {text} is too small: it needs room for a gateway and "
-                          "containers (at most /30)")
+                          f"containers (at most /{most})")
     return network
 
 
@@ -201,10 +222,29 @@ def _free_subnet(taken: list[AnyNetwork]) -> ipaddress.IPv4Network:
                       "among the defaults to assign to the network")
 
 
+def _random_ula() -> ipaddress.IPv6Network:
+    """A /64 in a random fd00::/8 /48 (RFC 4193), as Docker picks without --subnet."""
+    prefix = bytes([0xFD]) + os.urandom(5) + bytes(10)
+    return ipaddress.IPv6Network((prefix, 64))
+
+
+def _check_overlap(net: AnyNetwork, networks: list[Network]) -> None:
+    for other in networks:
+        for text in (other.subnet, other.subnet6):
+            if text and net.version == ipaddress.ip_network(text).version and \
+                    net.overlaps(ipaddress.ip_network(text)):
+                raise InvalidSpec(f"invalid pool request: Pool overlaps with other one on "
+                                  f"this address space ({text}, network {other.name})")
+
+
 def create(name: str, subnet: str = "", gateway: str = "", ip_range: str = "",
            internal: bool = False, labels: dict[str, str] | None = None,
-           driver: str = "bridge") -> Network:
-    """Record a new bridge network (the kernel bridge is made by the caller)."""
+           driver: str = "bridge", ipv6: bool = False, subnet6: str = "",
+           gateway6: str = "") -> Network:
+    """Record a new bridge network (the kernel bridge is made by the caller).
+
+    ``subnet6``/``gateway6`` need ``ipv6``; with ``ipv6`` and no ``subnet6`` a random
+    ULA /64 is taken."""
     if driver != "bridge":
         raise InvalidSpec(f'plugin "{driver}" not found: only the bridge driver is supported')
     if not _NAME.fullmatch(name):
@@ -216,13 +256,15 @@ def create(name: str, subnet: str = "", gateway: str = "", ip_range: str = "",
         if any(n.name == name for n in networks):
             raise NameInUse(f"network with name {name} already exists")
         taken = [ipaddress.ip_network(n.subnet) for n in networks if n.subnet]
+        if (subnet6 or gateway6) and not ipv6:
+            raise InvalidSpec(f"invalid subnet {subnet6 or gateway6}: IPv6 subnet provided "
+                              "but IPv6 is not enabled (use --ipv6)")
+        net6 = _parse_subnet(subnet6, 6) if subnet6 else _random_ula() if ipv6 else None
+        if net6 is not None:
+            _check_overlap(net6, networks)
         if subnet:
             net = _parse_subnet(subnet)
-            for other in networks:
-                if other.subnet and net.overlaps(ipaddress.ip_network(other.subnet)):
-                    raise InvalidSpec(f"invalid pool request: Pool overlaps with other one on "
-                                      f"this address space ({other.subnet}, network "
-                                      f"{other.name})")
+            _check_overlap(net, networks)
         else:
             if gateway or ip_range:
                 raise InvalidSpec("--gateway and --ip-range need --subnet")
@@ -232,26 +274,31 @@ def create(name: str, subnet: str = "", gateway: str = "", ip_range: str = "",
             pool = _parse_subnet(ip_range)
             if not pool.subnet_of(net):
                 raise InvalidSpec(f"invalid ip-range {ip_range}: it is not within subnet {net}")
-        network = Network(id=secrets.token_hex(32), name=name, subnet=str(net),
+        network = Network(id=new_id(), name=name, subnet=str(net),
                           gateway=str(gw), ip_range=ip_range and str(_parse_subnet(ip_range)),
                           internal=internal, labels=dict(labels or {}), created=time.time())
+        if net6 is not None:
+            gw6 = _address_in(gateway6, net6, "gateway") if gateway6 else next(net6.hosts())
+            network.enable_ipv6, network.subnet6, network.gateway6 = True, str(net6), str(gw6)
         network.bridge = bridge_name(network.id)
         _save(network)
         return network
 
 
-def _address_in(text: str, net: ipaddress.IPv4Network, what: str) -> ipaddress.IPv4Address:
+def _address_in(text: str, net: AnyNetwork, what: str) -> ipaddress._BaseAddress:
     try:
-        address = ipaddress.IPv4Address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
         raise InvalidSpec(f"invalid {what} address: {text}") from None
-    if address not in net or address in (net.network_address, net.broadcast_address):
+    if address.version != net.version or address not in net or \
+            address in (net.network_address, net.broadcast_address):
         raise InvalidSpec(f"{what} address {text} is not within subnet {net}")
     return address
 
 
 def delete(network: Network) -> None:
     """Forget a network's files (the caller checked it is unused and removed its bridge)."""
+    import shutil  # here: no start needs it
     with locked():
         shutil.rmtree(network.directory, ignore_errors=True)
 

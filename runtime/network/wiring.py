@@ -3,25 +3,27 @@
 For each attachment in the container's ``network.json``: make sure the network's bridge
 and nft rules exist, take an address from IPAM, make a veth pair whose container end is
 ``ethN`` in the container's namespace (MAC 02:42 + the address, as Docker), address it,
-and route by the gateway of the first network that has egress. The live endpoints go to
-``endpoints.json`` and the container's ``/etc/hosts`` is rewritten in place (it is bind
-mounted, so the inode must stay). Taking off runs the same steps in reverse and treats
-"already gone" as done: when the container's namespace dies the kernel deletes the
-veth pair by itself.
+and route by the gateway of the first network that has egress (on a network with IPv6
+an IPv6 address and default route too, by that network's IPv6 gateway). The live
+endpoints go to ``endpoints.json`` and the container's ``/etc/hosts`` is rewritten in
+place (it is bind mounted, so the inode must stay). Taking off runs the same steps in
+reverse and treats "already gone" as done: when the container's namespace dies the
+kernel deletes the veth pair by itself.
 
 Host-side veths are named ``<link prefix><container id><network id>`` cut to 15 bytes.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
-import secrets
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from runtime import paths
-from runtime.errors import MoorageError, NotFound
-from runtime.network import endpoints, ipam, links, nat, sandbox, store
+from runtime.errors import KernelError, MoorageError, NotFound
+from runtime.network import endpoints, ipam, links, sandbox, store
 from runtime.network.endpoints import Attachment, Endpoint
 
 if TYPE_CHECKING:
@@ -44,11 +46,13 @@ def ensure(network: store.Network) -> None:
         return
     links.enable_forwarding()
     with store.locked():
-        links.ensure_bridge(network.bridge, network.gateway, network.prefixlen)
+        links.ensure_bridge(network.bridge, network.gateway, network.prefixlen,
+                            network.gateway6, network.prefixlen6)
     sync_rules()
 
 
 def sync_rules() -> None:
+    from runtime.network import nat  # not on the hot path: only when a bridge is made
     with store.locked():
         nat.sync(store.all_unlocked())
 
@@ -56,25 +60,39 @@ def sync_rules() -> None:
 def plug_one(cid: str, pid: int, attachment: Attachment, ifname: str,
              route: bool) -> Endpoint:
     """Put the container whose init is ``pid`` on one network; returns the endpoint."""
-    network = _network(attachment.network_id)
+    network = _network(attachment)
     ensure(network)
     address = ipam.allocate(network, cid, attachment.ipv4_address)
+    address6 = ""
     veth = veth_name(cid, network.id)
+    route_ok = route and not network.internal
     try:
-        links.delete(veth)   # a leftover of a crash with the same name would block us
+        if network.enable_ipv6:
+            address6 = ipam.allocate6(network, cid)
         mac = attachment.mac_address or mac_for(address)
-        links.add_veth(veth, network.bridge, pid, ifname, mac)
+        try:
+            links.add_veth(veth, network.bridge, pid, ifname, mac)
+        except KernelError as e:
+            if e.errno != errno.EEXIST:
+                raise
+            links.delete(veth)   # a leftover of a crash with the same name
+            links.add_veth(veth, network.bridge, pid, ifname, mac)
         links.configure_inside(pid, ifname, address, network.prefixlen,
-                               network.gateway if route and not network.internal else None)
+                               network.gateway if route_ok else None, address6,
+                               network.prefixlen6, network.gateway6 if route_ok else None)
     except BaseException:
         links.delete(veth)
         ipam.release(network, cid, address)
+        if address6:
+            ipam.release(network, cid, address6)
         raise
     return Endpoint(network_id=network.id, network_name=network.name,
-                    endpoint_id=secrets.token_hex(32), ip=address,
+                    endpoint_id=store.new_id(), ip=address,
                     prefixlen=network.prefixlen, gateway=network.gateway, mac=mac,
                     aliases=attachment.aliases, user_defined=network.user_defined,
-                    ifname=ifname, veth=veth, requested_ip=attachment.ipv4_address)
+                    ifname=ifname, veth=veth, requested_ip=attachment.ipv4_address,
+                    ip6=address6, prefixlen6=network.prefixlen6 if address6 else 0,
+                    gateway6=network.gateway6 if address6 else "")
 
 
 def unplug_one(cid: str, endpoint: Endpoint) -> None:
@@ -84,14 +102,24 @@ def unplug_one(cid: str, endpoint: Endpoint) -> None:
     except NotFound:
         return
     ipam.release(network, cid, endpoint.ip)
+    if endpoint.ip6:
+        ipam.release(network, cid, endpoint.ip6)
 
 
-def _network(network_id: str) -> store.Network:
+def _network(attachment: Attachment) -> store.Network:
+    """The attachment's network; as Docker, by name when the id is gone (removed and
+    made again), else "network NAME not found"."""
     try:
-        return store.get(network_id)
+        return store.get(attachment.network_id)
     except NotFound:
-        raise NotFound(f"network {network_id[:12]} not found: it was removed while "
-                       "the container was attached to it") from None
+        pass
+    if attachment.network_name:
+        try:
+            return store.get(attachment.network_name)
+        except NotFound:
+            pass
+    raise NotFound(f"network {attachment.network_name or attachment.network_id[:12]} "
+                   "not found") from None
 
 
 def plug_all(record: Record, pid: int) -> list[Endpoint]:
@@ -103,7 +131,11 @@ def plug_all(record: Record, pid: int) -> list[Endpoint]:
         try:
             routed = False
             for index, attachment in enumerate(config.attachments):
-                network = _network(attachment.network_id)
+                network = _network(attachment)
+                if network.id != attachment.network_id:   # found by name: made again
+                    attachment = replace(attachment, network_id=network.id)
+                    config.attachments[index] = attachment
+                    endpoints.save_config(cid, config)
                 route = not routed and not network.internal
                 made.append(plug_one(cid, pid, attachment, f"eth{index}", route))
                 routed = routed or route
@@ -132,12 +164,36 @@ def unplug_all(cid: str) -> None:
 
 
 def write_hosts(record: Record, live: list[Endpoint]) -> None:
-    """Rewrite /etc/hosts in place (O_TRUNC keeps the inode the bind mount holds)."""
+    """Rewrite /etc/hosts in place (the inode the bind mount holds must stay)."""
     text = sandbox.hosts(record.spec, record.hostname, live,
                          endpoints.load_config(record.id).links)
-    path = record.directory / "hosts"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    rewrite_in_place(record.directory / "hosts", text)
+
+
+def rewrite_in_place(path: os.PathLike[str], text: str) -> None:
+    """Overwrite, then cut to length: not O_TRUNC, whose truncation to 0 makes ext4
+    flush the file at close (auto_da_alloc), a few ms per start."""
+    data = text.encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        os.write(fd, text.encode())
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
     finally:
         os.close(fd)
+
+
+def write_resolv_conf(record: Record, embedded: bool) -> bool:
+    """Point /etc/resolv.conf at the embedded server (127.0.0.11) or away from it, as the
+    container's networks now need; rewritten only when that changes (a `network
+    connect` or `disconnect` since the last start). True if it was rewritten."""
+    path = record.directory / "resolv.conf"
+    try:
+        current = path.read_text()
+        if (f"nameserver {sandbox.EMBEDDED_DNS}\n" in current) == embedded:
+            return False
+        rewrite_in_place(path, sandbox.resolv_conf(record.spec, embedded))
+    except FileNotFoundError:
+        return False   # none/host modes and the like keep what create wrote
+    except OSError as e:
+        raise KernelError.from_oserror("rewrite the container's resolv.conf", e) from e
+    return True

@@ -90,7 +90,26 @@ def test_a_veth_peer_lands_in_the_pid_namespace_with_host_end_up_on_the_bridge(
     routes = subprocess.run(["nsenter", "-t", str(netns_pid), "-n", "ip", "route"],
                             capture_output=True, text=True, check=True).stdout
     assert "default via 10.246.0.1 dev mt-nlp3" in routes
-    assert links.names_inside(netns_pid) == ["lo", "mt-nlp3"]
+    names = subprocess.run(["nsenter", "-t", str(netns_pid), "-n", "ip", "-o", "link"],
+                           capture_output=True, text=True, check=True).stdout
+    assert [line.split(": ")[1].split("@")[0] for line in names.splitlines()] == \
+        ["lo", "mt-nlp3"]
+
+
+@pytest.mark.skipif(not links.ipv6_available(), reason="IPv6 is disabled on this host")
+def test_an_ipv6_address_is_usable_at_once_with_its_default_route(
+        bridge: int, netns_pid: int) -> None:
+    """IFA_F_NODAD: no 'tentative' state to wait out before the first packet."""
+    links.add_veth(VETH, BRIDGE, netns_pid, "mt-nlp3", "02:42:0a:f6:00:07")
+    links.configure_inside(netns_pid, "mt-nlp3", "10.246.0.7", 24, None,
+                           "fd00:246::7", 64, "fd00:246::1")
+    shown = subprocess.run(["nsenter", "-t", str(netns_pid), "-n", "ip", "-6", "addr", "show",
+                            "mt-nlp3"], capture_output=True, text=True, check=True).stdout
+    assert "inet6 fd00:246::7/64 scope global" in shown
+    assert "tentative" not in shown.split("fd00:246::7")[1].split("\n")[0]
+    routes = subprocess.run(["nsenter", "-t", str(netns_pid), "-n", "ip", "-6", "route"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "default via fd00:246::1 dev mt-nlp3" in routes
 
 
 def test_deleting_a_link_twice_reports_it_gone_the_second_time(
