@@ -9,10 +9,25 @@ multithreaded Celery worker) that has done ``chroot(dest)`` and ``chdir('/')`` b
 reads a single header, so no name, ``..``, symlink or hardlink can reach outside ``dest``
 whatever the checks below miss. The checks still refuse, with an InvalidSpec naming the
 entry: absolute names, ``..`` components, paths through a symlink, hardlinks to absolute
-or missing targets, device nodes unless allowed, and content over ``max_bytes``.
-setuid/setgid bits (and ``security.capability``) are stripped, not refused, unless
-allowed. The parent decompresses (gzip, bzip2, xz by magic) and streams the tar bytes to
-the child over a pipe; the child answers with one JSON line over another pipe.
+or missing targets, device nodes unless allowed. The parent decompresses (gzip, bzip2, xz
+by magic) and streams the tar bytes to the child over a pipe; the child answers with one
+JSON line over another pipe.
+
+Enormous input (a gzip bomb, a million empty files, a header claiming terabytes) is
+refused while it streams, never after it was written: the decompressed tar stream may
+hold at most ``max_bytes`` (``MOORAGE_MAX_UNPACKED_BYTES``; by default 16 GiB or the free
+space where it lands, whichever is less), a regular entry is refused by its declared
+size before its data is read, there may be at most ``max_entries`` entries
+(``MOORAGE_MAX_ARCHIVE_ENTRIES``, default 1Mi), and a pax or GNU long-name header, which
+tarfile reads into memory whole, at most 1 MiB.
+
+Setuid and setgid bits (and ``security.capability``) are privilege: they are stripped,
+never refused, unless the caller vouches for the source with ``allow_setuid``. Moorage's
+policy: ``load`` and ``pull`` (an admin's images: su, passwd, ping) and ``commit`` (the
+container's own files) keep them; ``import`` keeps them when the caller is trusted (the
+CLI, an admin) and strips them for a dashboard user who is not an admin
+(``images.import_tar``'s default); ``cp`` into a container strips them unless
+``-a`` from a trusted caller; ``cp`` out to the host strips them unless ``-a``.
 
 This module owns nothing on disk: on failure ``dest`` is left half-filled for the
 caller to remove. It never follows a symlink when packing.
@@ -44,6 +59,9 @@ OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 NOT_A_TAR = "archive is truncated or not a tar file"
 _MODES = ("overlay", "apply", "keep")
 _CHUNK = 1 << 16
+DEFAULT_MAX_BYTES = 16 << 30
+DEFAULT_MAX_ENTRIES = 1 << 20
+MAX_HEADER = 1 << 20  # pax and GNU long-name headers: tarfile reads them into memory
 _PROJECT = str(Path(__file__).resolve().parents[1])
 _BOOT = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
@@ -91,14 +109,51 @@ def decompressed(source: Readable) -> Readable:
     return cast(Readable, raw)
 
 
+def _from_env(name: str) -> int | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidSpec(f"{name}={raw!r} is not a whole number of bytes") from None
+    if value <= 0:
+        raise InvalidSpec(f"{name} must be positive, not {value}")
+    return value
+
+
+def byte_limit(where: Path) -> int:
+    """How many decompressed tar bytes an archive landing in ``where`` may hold."""
+    configured = _from_env("MOORAGE_MAX_UNPACKED_BYTES")
+    if configured is not None:
+        return configured
+    try:
+        st = os.statvfs(where)
+    except OSError as e:
+        raise KernelError.from_oserror(f"check the free space in {where}", e) from e
+    return min(DEFAULT_MAX_BYTES, st.f_bavail * st.f_frsize)
+
+
+def entry_limit() -> int:
+    """How many entries one archive may hold."""
+    return _from_env("MOORAGE_MAX_ARCHIVE_ENTRIES") or DEFAULT_MAX_ENTRIES
+
+
+def too_big(limit: int) -> str:
+    """The refusal of an archive that unpacks to more than ``limit`` bytes."""
+    return (f"the archive unpacks to more than {limit} bytes; set MOORAGE_MAX_UNPACKED_BYTES "
+            "to allow more")
+
+
 def extract(
-    source: Readable,
+    source: Readable | Path,
     dest: Path,
     *,
     whiteouts: str = "overlay",
     allow_devices: bool = False,
     allow_setuid: bool = False,
     max_bytes: int | None = None,
+    max_entries: int | None = None,
 ) -> int:
     """Unpack the tar stream ``source`` into the directory ``dest``; return file bytes written.
 
@@ -106,21 +161,29 @@ def extract(
     0/0 char device ``x``, ``.wh..wh..opq`` the opaque xattr on its directory); 'apply'
     deletes what they name, as when applying a layer onto a full tree; 'keep' writes them
     as the plain files they are. Setuid/setgid bits are stripped unless ``allow_setuid``.
+    ``max_bytes`` (of the decompressed tar stream) and ``max_entries`` default to
+    ``byte_limit(dest)`` and ``entry_limit()``.
+
+    A ``Path`` names an uncompressed tar file: the child reads it itself, seeking from
+    header to header and copying each file's data with copy_file_range(2), so no byte of
+    it passes through this process or a pipe (pull and its 200 MB layers).
     """
     if whiteouts not in _MODES:
         raise InvalidSpec(f"unknown whiteout mode {whiteouts!r}; use one of {', '.join(_MODES)}")
     if not Path(dest).is_dir():
         raise KernelError("unpack archive", errno.ENOTDIR, str(dest))
-    stream = decompressed(source)
+    stream = None if isinstance(source, Path) else decompressed(source)
     opts = json.dumps(
         {
             "whiteouts": whiteouts,
             "allow_devices": allow_devices,
             "allow_setuid": allow_setuid,
-            "max_bytes": max_bytes,
+            "max_bytes": max_bytes if max_bytes is not None else byte_limit(dest),
+            "max_entries": max_entries if max_entries is not None else entry_limit(),
         }
     )
-    data_r, data_w = os.pipe()
+    # A tar file is the child's stdin as it is; a stream goes through a pipe we feed.
+    data_r, data_w = os.pipe() if stream is not None else (_open_tar(cast(Path, source)), -1)
     result_r, result_w = os.pipe()
     with tempfile.TemporaryFile() as errlog:
         try:
@@ -133,23 +196,33 @@ def extract(
             )
         except OSError as e:
             for fd in (data_r, data_w, result_r, result_w):
-                os.close(fd)
+                if fd >= 0:
+                    os.close(fd)
             raise KernelError.from_oserror("start the unpacking process", e) from e
         os.close(data_r)
         os.close(result_w)
         try:
-            _pump(stream, data_w)
+            if stream is not None:
+                _pump(stream, data_w)
         except BaseException:
             child.kill()
             raise
         finally:
-            os.close(data_w)
+            if data_w >= 0:
+                os.close(data_w)
             with os.fdopen(result_r, "rb") as result:
                 answer = result.read()
             child.wait()
         errlog.seek(0)
         crash = errlog.read().decode(errors="replace").strip().splitlines()[-1:]
     return _answer(answer, child.returncode, crash)
+
+
+def _open_tar(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise KernelError.from_oserror(f"open {path}", e) from e
 
 
 def _pump(stream: Readable, fd: int) -> None:
@@ -203,6 +276,51 @@ class _Info(tarfile.TarInfo):
             cls.ended_by = e
             raise
 
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> Any:
+        if (reason := oversized_header(self)) is not None:
+            raise _Refused(reason)
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
+
+
+def oversized_header(info: tarfile.TarInfo) -> str | None:
+    """Why a pax or long-name header is refused (tarfile would read it whole), or None."""
+    if info.type in _META_TYPES and info.size > MAX_HEADER:
+        return f"the archive has a {info.size}-byte extended header; at most {MAX_HEADER}"
+    return None
+
+
+_META_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+               tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+
+
+class _Limited:
+    """The tar stream, refused once it has given more than ``limit`` bytes."""
+
+    def __init__(self, stream: BinaryIO, limit: int | None) -> None:
+        self.stream, self.limit, self.count = stream, limit, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.count += len(data)
+        if self.limit is not None and self.count > self.limit:
+            raise _Refused(too_big(self.limit))
+        return data
+
+
+class _LimitedFile(_Limited):
+    """``_Limited`` over a tar file: seekable, and file data copied past it counts too."""
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self.stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.stream.tell()
+
+    def count_copied(self, size: int) -> None:
+        self.count += size
+        if self.limit is not None and self.count > self.limit:
+            raise _Refused(too_big(self.limit))
+
 
 def _child(argv: list[str]) -> None:
     dest, opts, result_fd = argv
@@ -230,24 +348,54 @@ def _child(argv: list[str]) -> None:
         result.write(json.dumps(answer))
 
 
+def copy_data(src: int, dst: int, offset: int, size: int) -> None:
+    """``size`` bytes of the tar file ``src`` from ``offset`` to ``dst``, in the kernel.
+
+    A file cut short is a truncated archive. copy_file_range(2) needs both files on one
+    filesystem type; sendfile(2) does any pair.
+    """
+    done = 0
+    while done < size:
+        try:
+            n = os.copy_file_range(src, dst, size - done, offset + done)
+        except OSError as e:
+            if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            n = os.sendfile(dst, src, offset + done, size - done)
+        if n == 0:
+            raise tarfile.ReadError(NOT_A_TAR)
+        done += n
+
+
 class _Unpacker:
     def __init__(
-        self, whiteouts: str, allow_devices: bool, allow_setuid: bool, max_bytes: int | None
+        self, whiteouts: str, allow_devices: bool, allow_setuid: bool, max_bytes: int | None,
+        max_entries: int | None = None,
     ) -> None:
         self.whiteouts, self.allow_devices = whiteouts, allow_devices
         self.allow_setuid, self.max_bytes = allow_setuid, max_bytes
+        self.max_entries = max_entries
+        self.direct, self.fd = False, 0  # reading a seekable tar file, not a pipe
         self.written = 0
         self.entry = ""
         self.unpacked: set[str] = set()  # for 'apply': what an opaque marker must spare
         self.dir_times: list[tuple[str, int]] = []
 
-    def run(self, stream: BinaryIO) -> int:
+    def run(self, raw: BinaryIO) -> int:
         _Info.ended_by = None
-        tf = tarfile.open(
-            fileobj=stream, mode="r|", tarinfo=_Info, encoding="utf-8", errors="surrogateescape"
-        )
-        for member in tf:
+        # A tar file rather than a pipe (``extract`` of a Path): tarfile seeks it, and each
+        # file's data is copied by the kernel (``copy_data``) and counted as it is copied.
+        self.fd = raw.fileno()
+        self.direct = stat.S_ISREG(os.fstat(self.fd).st_mode)
+        self.limited = (_LimitedFile if self.direct else _Limited)(raw, self.max_bytes)
+        stream = cast(BinaryIO, self.limited)
+        tf = tarfile.open(fileobj=stream, mode="r:" if self.direct else "r|", tarinfo=_Info,
+                          encoding="utf-8", errors="surrogateescape")
+        for count, member in enumerate(tf, 1):
             self.entry = member.name
+            if self.max_entries is not None and count > self.max_entries:
+                raise _Refused(f"the archive has more than {self.max_entries} entries; set "
+                               "MOORAGE_MAX_ARCHIVE_ENTRIES to allow more")
             self.one(tf, member)
             tf.members = []  # type: ignore[attr-defined]  # stream mode keeps all headers
         clean_ends = (tarfile.EOFHeaderError, tarfile.EmptyHeaderError)  # type: ignore[attr-defined]
@@ -301,7 +449,8 @@ class _Unpacker:
             self.whiteout(path, base, m)
             return
         if m.isreg() and self.max_bytes is not None and self.written + m.size > self.max_bytes:
-            self.refuse(f"takes the content past the limit of {self.max_bytes} bytes")
+            self.refuse(f"takes the content past the limit of {self.max_bytes} bytes; set "
+                        "MOORAGE_MAX_UNPACKED_BYTES to allow more")
         if (m.ischr() or m.isblk()) and not self.allow_devices:
             self.refuse("is a device node, and device nodes are not allowed here")
         self.replace(path, m.isdir())
@@ -345,8 +494,12 @@ class _Unpacker:
             path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
         )
         with os.fdopen(fd, "wb") as out:
-            while chunk := data.read(_CHUNK):
-                out.write(chunk)
+            if isinstance(self.limited, _LimitedFile) and m.sparse is None:  # a tar file
+                self.limited.count_copied(m.size)
+                copy_data(self.fd, out.fileno(), m.offset_data, m.size)
+            else:
+                while chunk := data.read(_CHUNK):
+                    out.write(chunk)
         self.written += m.size
         self.metadata(path, m)
 

@@ -142,23 +142,42 @@ def _parts(path: str) -> list[str]:
 
 
 def _mount_user(root: str, mounts: list[BindMount | TmpfsMount]) -> None:
-    """Bind mounts and tmpfs mounts, each target resolved inside ``root``."""
-    for bind in mounts:
-        target = _inside(root, bind.target)
+    """Bind mounts and tmpfs mounts, each target resolved inside ``root``.
+
+    A read-only mount turns read-only only once the mount points of the mounts nested
+    under it exist (``-v vol:/data:ro -v other:/data/sub`` needs ``/data/sub`` made in
+    ``vol`` first), and then with every submount it brought along (``volumes.remount``).
+    """
+    for index, bind in enumerate(mounts):
+        target = _make_target(root, bind)
         if isinstance(bind, TmpfsMount):
-            _mkdir(target)
-            _mount("tmpfs", target, "tmpfs", bind.flags, bind.data or None)
-            continue
-        if bind.create_file or not os.path.isdir(bind.source):
-            _touch(target)
+            _mount("tmpfs", target, "tmpfs", bind.flags & ~sc.MS_RDONLY, bind.data or None)
+            readonly = bool(bind.flags & sc.MS_RDONLY)
         else:
-            if bind.copy_up:
-                from runtime.volumes import copyup
-                copyup.seed(root, target, bind.source)
-            _mkdir(target)
-        _mount(bind.source, target, None, sc.MS_BIND | sc.MS_REC)
-        if bind.readonly:
-            _mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC)
+            _mount(bind.source, target, None, sc.MS_BIND | sc.MS_REC)
+            readonly = bind.readonly
+        if readonly:
+            from runtime.volumes import remount
+            below = bind.target.rstrip("/") + "/"
+            for inner in mounts[index + 1:]:
+                if inner.target.startswith(below):
+                    _make_target(root, inner)
+            remount.read_only(target)
+
+
+def _make_target(root: str, mount: BindMount | TmpfsMount) -> str:
+    """The mount point of ``mount`` inside ``root``, created (and a volume seeded)."""
+    target = _inside(root, mount.target)
+    if isinstance(mount, TmpfsMount):
+        _mkdir(target)
+    elif mount.create_file or not os.path.isdir(mount.source):
+        _touch(target)
+    else:
+        if mount.copy_up:
+            from runtime.volumes import copyup
+            copyup.seed(root, target, mount.source)
+        _mkdir(target)
+    return target
 
 
 def _mount_dev(plan: RootfsPlan) -> None:

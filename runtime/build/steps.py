@@ -25,13 +25,16 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from runtime import archive, attach, containers, paths
+from runtime import archive, paths
 from runtime import syscalls as sc
 from runtime.build.context import Context
 from runtime.errors import ExecFailed, InvalidSpec, KernelError, MoorageError, NotFound
 from runtime.images import Image, layers, store
-from runtime.spec import ContainerSpec
+
+if TYPE_CHECKING:
+    from runtime import attach
 
 Output = Callable[[str], None]
 
@@ -55,6 +58,11 @@ def run(image: Image, argv: list[str], env: list[str], network_mode: str,
     Paths under the image's VOLUMEs are dropped from the layer, as Docker's builder
     mounts anonymous volumes there.
     """
+    # The container machinery is imported only when a step really runs: a fully cached
+    # build never needs it, and importing it is a good part of that build's time.
+    from runtime import containers
+    from runtime.spec import ContainerSpec
+
     spec = ContainerSpec(image=image.id, cmd=tuple(argv), entrypoint=(), env=tuple(env),
                          network_mode=network_mode)
     cid = containers.create(spec)
@@ -82,6 +90,8 @@ def run(image: Image, argv: list[str], env: list[str], network_mode: str,
 
 
 def _start_and_relay(cid: str, out: Output) -> int:
+    from runtime import attach, containers
+
     holder: dict[str, attach.Client] = {}
 
     def connect(started: str) -> None:

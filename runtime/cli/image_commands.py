@@ -19,7 +19,7 @@ from runtime import images, units
 from runtime.cli import format, output
 from runtime.cli.format import print_documents, print_formatted
 from runtime.errors import InvalidSpec, MoorageError
-from runtime.images import config, layers, removal, usage
+from runtime.images import config, layers, references, removal, usage
 
 
 def _image_filters(items: list[str]) -> dict[str, list[str]]:
@@ -63,6 +63,7 @@ def _rows(all_images: bool, repository: str | None,
         if not _keep(image, filters):
             continue
         tags = image.repo_tags or ("<none>:<none>",)
+        digests = dict(d.rsplit("@", 1) for d in references.digests_of(image.id))
         for tag in tags:
             repo, _, name = tag.rpartition(":")
             if repository and repo != repository and tag != repository:
@@ -76,7 +77,7 @@ def _rows(all_images: bool, repository: str | None,
                 "FullID": image.id,
                 "CreatedSince": output.created_ago(image.created, now) if image.created else "",
                 "CreatedAt": image.created, "Size": units.human_size(image.size),
-                "Digest": "<none>",
+                "Digest": digests.get(repo, "<none>"),
             })
     return rows
 
@@ -94,22 +95,26 @@ def cmd_images(args: argparse.Namespace) -> int:
     if args.format:
         print_formatted(args.format, rows)
         return 0
-    table = [[r["Repository"], r["Tag"], r["FullID"] if args.no_trunc else r["ID"],
-              r["CreatedSince"], r["Size"]] for r in rows]
-    sys.stdout.write(output.format_table(table, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED",
-                                                 "SIZE"]))
+    digest = ["Digest"] if args.digests else []
+    table = [[r["Repository"], r["Tag"], *(r[k] for k in digest),
+              r["FullID"] if args.no_trunc else r["ID"], r["CreatedSince"], r["Size"]]
+             for r in rows]
+    sys.stdout.write(output.format_table(table, ["REPOSITORY", "TAG", *(k.upper() for k in digest),
+                                                 "IMAGE ID", "CREATED", "SIZE"]))
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     if args.file == "-":
         source = sys.stdin.buffer
-        image = images.import_tar(source, args.reference, args.change, args.message or "")
+        # The CLI runs as root, an admin: setuid files keep their bits, as in Docker.
+        image = images.import_tar(source, args.reference, args.change, args.message or "",
+                                  trusted=True)
     else:
         try:
             with open(args.file, "rb") as source:
                 image = images.import_tar(source, args.reference, args.change,
-                                          args.message or "")
+                                          args.message or "", trusted=True)
         except FileNotFoundError:
             raise InvalidSpec(f"open {args.file}: no such file or directory") from None
     print(image.id)

@@ -81,6 +81,39 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+PULL_POLICIES = ("always", "missing", "never")
+
+
+def image_for_run(ref: str, policy: str) -> None:
+    """``run``/``create --pull POLICY``: make sure ``ref`` is stored, pulling as docker does.
+
+    ``missing`` (the default) pulls only when the image is not stored, after ``Unable to
+    find image 'x:latest' locally``; ``always`` pulls first whatever is stored; ``never``
+    refuses a missing image with docker's ``No such image``. Progress goes to stderr, as
+    docker's does, so the container's own output stays alone on stdout.
+    """
+    from runtime import images
+    from runtime.errors import NotFound
+    from runtime.images import references
+
+    if policy not in PULL_POLICIES:
+        raise InvalidSpec(f"invalid pull option: '{policy}': must be one of \"always\", "
+                          f"\"missing\" or \"never\"")
+    if policy != "always":
+        try:
+            images.resolve(ref)
+            return
+        except NotFound:
+            if policy == "never":
+                raise NotFound(f"No such image: {references.familiar(ref)}"
+                               ) from None
+        print(f"Unable to find image '{references.familiar(ref)}' locally",
+              file=sys.stderr, flush=True)
+    from runtime import registry
+
+    registry.pull(ref, progress=ProgressView(sys.stderr))
+
+
 def cmd_push(args: argparse.Namespace) -> int:
     from runtime import registry
 

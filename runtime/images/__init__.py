@@ -162,16 +162,20 @@ def _tag_reference(reference: str) -> references.Reference:
 
 
 def import_tar(
-    source: BinaryIO, reference: str | None = None, changes: Sequence[str] = (), message: str = ""
+    source: BinaryIO, reference: str | None = None, changes: Sequence[str] = (), message: str = "",
+    *, trusted: bool = False,
 ) -> Image:
     """``docker import``: one layer from a rootfs tarball (plain, gzip, bzip2 or xz).
 
-    Setuid files keep their bits, as in Docker; device nodes are refused. A failed
-    import leaves no layer, blob or tag behind.
+    Setuid files keep their bits, as in Docker, when the caller vouches for the source
+    with ``trusted`` (the CLI, an admin); for anyone else (the default: a dashboard
+    user's upload) the bits and file capabilities are stripped. Device nodes are
+    refused; ``runtime.archive``'s size limits apply. A failed import leaves no layer,
+    blob or tag behind.
     """
     target = _tag_reference(reference) if reference else None
     container_config = config.apply_changes({}, changes)  # bad changes fail before unpacking
-    layer = store.add_layer(source, None, allow_devices=False, allow_setuid=True)
+    layer = store.add_layer(source, None, allow_devices=False, allow_setuid=trusted)
     created = config.now()
     comment = message or "Imported from -"
     history = [{"created": created, "created_by": "", "comment": comment}]

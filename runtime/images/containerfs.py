@@ -13,8 +13,9 @@ root, so no container symlink can lead to the host's files.
 
 Operations (``request['op']``): ``stat`` a path; ``pack`` a path to a tar on stdout
 (after one JSON header line); ``unpack`` a tar from stdin into a directory with
-``runtime.archive``'s hostile-tar checks (chrooted into that directory), or refuse it
-with the caller's ``refuse`` message once the directory is known to exist. Owns nothing.
+``runtime.archive``'s hostile-tar checks and size limits (chrooted into that
+directory), or refuse it with the caller's ``refuse`` message once the directory is
+known to exist. Owns nothing.
 """
 
 from __future__ import annotations
@@ -191,7 +192,8 @@ def _child(payload: str) -> None:
             unpacker = archive._Unpacker(whiteouts="keep",
                                          allow_devices=request.get("allow_devices", False),
                                          allow_setuid=request.get("allow_setuid", False),
-                                         max_bytes=None)
+                                         max_bytes=request.get("max_bytes"),
+                                         max_entries=request.get("max_entries"))
             try:
                 written = unpacker.run(sys.stdin.buffer)
             except archive._Refused as e:

@@ -10,7 +10,10 @@ directory to a missing path becomes that path, into an existing directory goes u
 its own name, and ``SRC/.`` copies a directory's content; ``-`` is a tar stream on
 stdin or stdout. Without ``archive`` the copies belong to root inside the container and
 to the caller on the host, as with Docker. Container paths are resolved inside the
-container only; a tar for ``cp`` in gets the hostile-archive checks of ``import``.
+container only; a tar for ``cp`` in gets the hostile-archive checks and size limits of
+``import``. Setuid and setgid bits (and file capabilities) cross only with ``archive``
+(``-a``) and, into a container, only from a ``trusted`` caller (the CLI, an admin); any
+other copy strips them, as ``runtime.archive`` describes.
 
 ``copy_out``/``copy_in`` return the bytes of the tar stream that crossed, which the
 CLI reports as docker does (``Successfully copied 12.3kB to ...``). Like Docker's
@@ -156,16 +159,19 @@ def _extract_on_host(v: containerfs.View, request: dict[str, object], into: Path
 
 
 def copy_in(ref: str, src: str | BinaryIO, dest: str, *, follow: bool = False,
-            archive_mode: bool = False) -> int:
+            archive_mode: bool = False, trusted: bool = False) -> int:
     """Copy the host path ``src`` (or a tar stream) to ``dest`` in the container; return
-    the bytes of the tar stream sent in."""
+    the bytes of the tar stream sent in. Setuid/setgid bits cross only with
+    ``archive_mode`` from a ``trusted`` caller (the CLI, an admin)."""
     cid = containers_store.resolve(ref)
     record = containers_store.load(cid)
     v = containerfs.view(ref, writable=True)
+    keep_setuid = archive_mode and trusted
     with _locked_if_stopped(v, cid):
         info = containerfs.stat(v, dest)
         if isinstance(src, str):
-            return _copy_host_path(v, record, src, dest, info, follow, archive_mode)
+            return _copy_host_path(v, record, src, dest, info, follow, archive_mode,
+                                   keep_setuid)
         if not info.get("exists"):
             raise NotFound(f"Could not find the file {dest} in container {ref}")
         if not info.get("dir"):
@@ -178,7 +184,7 @@ def copy_in(ref: str, src: str | BinaryIO, dest: str, *, follow: bool = False,
             shutil.copyfileobj(src, counted, _CHUNK)
             sent = counted.count
 
-        _unpack_into(v, dest, relay, archive_mode, _refusal(record, dest))
+        _unpack_into(v, record, dest, relay, keep_setuid)
         return sent
 
 
@@ -209,7 +215,8 @@ def read_only_reason(spec: ContainerSpec, mounts: list[dict[str, object]],
 
 
 def _copy_host_path(v: containerfs.View, record: containers_store.Record, src: str, dest: str,
-                    info: dict[str, object], follow: bool, archive_mode: bool) -> int:
+                    info: dict[str, object], follow: bool, archive_mode: bool,
+                    keep_setuid: bool) -> int:
     try:
         os.stat(src) if follow else os.lstat(src)
     except FileNotFoundError:
@@ -237,14 +244,17 @@ def _copy_host_path(v: containerfs.View, record: containers_store.Record, src: s
             packing.pack_entry(tf, src, arcname, packing.Options(owner=owner), follow=follow)
         sent = counted.count
 
-    _unpack_into(v, into, produce, archive_mode, _refusal(record, into))
+    _unpack_into(v, record, into, produce, keep_setuid)
     return sent
 
 
-def _unpack_into(v: containerfs.View, into: str, produce: Callable[[IO[bytes]], None],
-                 archive_mode: bool, refuse: str | None = None) -> None:
-    child = containerfs.spawn(v, {"op": "unpack", "path": into, "allow_setuid": archive_mode,
-                                  "refuse": refuse}, stdin=subprocess.PIPE)
+def _unpack_into(v: containerfs.View, record: containers_store.Record, into: str,
+                 produce: Callable[[IO[bytes]], None], keep_setuid: bool) -> None:
+    child = containerfs.spawn(v, {"op": "unpack", "path": into, "allow_setuid": keep_setuid,
+                                  "refuse": _refusal(record, into),
+                                  "max_bytes": archive.byte_limit(record.directory),
+                                  "max_entries": archive.entry_limit()},
+                              stdin=subprocess.PIPE)
     failure: list[BaseException] = []
     stdin = child.stdin
 
@@ -267,6 +277,9 @@ def _unpack_into(v: containerfs.View, into: str, produce: Callable[[IO[bytes]], 
     finally:
         writer.join()
         child.wait()
+        for pipe in (child.stdout, child.stderr):
+            if pipe is not None:
+                pipe.close()
     if failure:
         error = failure[0]
         if isinstance(error, MoorageError):

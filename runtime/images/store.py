@@ -33,6 +33,7 @@ import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -222,13 +223,7 @@ def add_layer(
     resulting chain id is already stored, the new copy is dropped (its tar adopted if the
     stored layer has none) and the stored layer returned. On failure nothing is left.
     """
-    ensure_dirs()
-    try:
-        staging = Path(tempfile.mkdtemp(prefix="layer-", dir=paths.tmp()))
-    except OSError as e:
-        raise KernelError.from_oserror("create a staging directory", e) from e
-    try:
-        (staging / "diff").mkdir(mode=0o755)
+    with _staging() as staging:
         raw = _Digesting(source) if digest is not None else None  # hashing costs: only if asked
         with open(staging / LAYER_TAR, "wb") as tee:
             stream = _Digesting(archive.decompressed(raw or source), tee)
@@ -252,12 +247,43 @@ def add_layer(
         if diff_id is not None and got != diff_id:
             raise InvalidSpec(f"layer content is {got}, not the expected diff id {diff_id}")
         chain_id = _register(staging, got, parent, size)
+    return layer(chain_id)
+
+
+def add_layer_file(tar: Path, parent: str | None, *, allow_devices: bool, allow_setuid: bool,
+                   diff_id: str) -> Layer:
+    """``add_layer`` of an uncompressed tar that is already a file, whose sha256 the
+    caller computed as it wrote it (``diff_id``; pull hashes each blob as it arrives).
+
+    The file is hard-linked in as ``layer.tar`` (no copy, no second hash) and the
+    unpacking child reads it directly; ``tar`` itself is left for the caller to delete.
+    """
+    with _staging() as staging:
+        os.link(tar, staging / LAYER_TAR)
+        os.chmod(staging / LAYER_TAR, 0o600)
+        size = archive.extract(staging / LAYER_TAR, staging / "diff", whiteouts="overlay",
+                               allow_devices=allow_devices, allow_setuid=allow_setuid)
+        chain_id = _register(staging, diff_id, parent, size)
+    return layer(chain_id)
+
+
+@contextlib.contextmanager
+def _staging() -> Iterator[Path]:
+    """A new layer directory in ``paths.tmp()`` holding an empty ``diff/``, removed
+    afterwards unless ``_register`` published it; OSError inside becomes a KernelError."""
+    ensure_dirs()
+    try:
+        staging = Path(tempfile.mkdtemp(prefix="layer-", dir=paths.tmp()))
+    except OSError as e:
+        raise KernelError.from_oserror("create a staging directory", e) from e
+    try:
+        (staging / "diff").mkdir(mode=0o755)
+        yield staging
     except OSError as e:
         raise KernelError.from_oserror("store layer", e) from e
     finally:
         if staging.exists():  # it is gone if it was published
             shutil.rmtree(staging)
-    return layer(chain_id)
 
 
 def _register(staging: Path, diff_id: str, parent: str | None, size: int) -> str:

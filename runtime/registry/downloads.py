@@ -1,15 +1,19 @@
-"""Parallel blob downloads that the layer store reads while they are still arriving.
+"""Parallel blob downloads, checked and decompressed as they arrive, for the layer store.
 
 Kernel interfaces: TCP sockets (``client``) and plain files in ``paths.tmp()``.
 
-A ``Downloads`` is an ``archives.sources.Source`` (``exists``/``size``/``open``) over
-registry blobs, so pull stores layers through the same all-or-nothing path as ``load``
-(``archives.loading.store_all``: digest and diff id checks, undo on failure, tags).
-Up to ``MOORAGE_MAX_CONCURRENT_DOWNLOADS`` (default 3, docker's default) worker threads
-fetch blobs in manifest order, each into a spool file; ``open`` returns a reader that
-follows its spool as it grows, so layer *n* unpacks while layers after it download.
-A blob longer or shorter than its descriptor's size is refused as it arrives; its
-sha256 is checked by ``store.add_layer`` before anything is published.
+A ``Downloads`` is an ``archives.sources.TarFiles`` source over registry blobs, so pull
+stores layers through the same all-or-nothing path as ``load``
+(``archives.loading.store_all``: diff id checks, undo on failure, tags). Up to
+``MOORAGE_MAX_CONCURRENT_DOWNLOADS`` (default 3, docker's default) worker threads fetch
+blobs in manifest order. Each worker hashes the blob as it arrives (its digest is
+checked before the layer store sees a byte), gunzips it with zlib when it starts with
+gzip's magic, hashes the tar that comes out (the diff id) and writes that tar to a
+spool file: one pass over the bytes, in threads that run while the layer before is
+unpacked (hashlib and zlib release the GIL). ``layer_tar`` hands the store the finished
+spool, which becomes the layer's kept ``layer.tar`` (a hard link, not a copy), and the
+unpacking child reads it directly. A blob longer or shorter than its descriptor's size,
+or whose tar grows past ``archive.byte_limit`` (a gzip bomb), is refused as it arrives.
 
 Owns the spool files (``pull-*`` in ``paths.tmp()``): each is deleted once the layer
 is stored, and all of them on ``close``. Threads only ever live in the CLI or a worker
@@ -18,25 +22,29 @@ process calling ``pull``; the container monitor never pulls.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import http.client
 import os
 import queue
 import tempfile
 import threading
 import time
+import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
-from runtime import paths
+from runtime import archive, paths
 from runtime.errors import InvalidSpec, KernelError, MoorageError
 from runtime.registry.client import Registry, raise_for, transport_error
 from runtime.registry.manifests import Descriptor
 
 Progress = Callable[[dict[str, Any]], None]
-_CHUNK = 1 << 17
+_CHUNK = 1 << 20
 _EVERY = 0.1  # seconds between two progress events of one blob
+_GZIP = b"\x1f\x8b"
 
 
 def short(digest: str) -> str:
@@ -57,14 +65,65 @@ class _Cancelled(MoorageError):
 class _Blob:
     def __init__(self, desc: Descriptor, spool: Path) -> None:
         self.desc, self.spool = desc, spool
-        self.written = 0
+        self.diff_id = ""  # sha256 of the tar in the spool, once done
         self.done = False
         self.error: BaseException | None = None
         self.cond = threading.Condition()
 
 
+class _Unpacking:
+    """The spool side of one blob: hash it, gunzip it (if gzip), hash and write the tar.
+
+    An uncompressed blob is its own tar: one hash serves as digest and diff id.
+    """
+
+    def __init__(self, out: BinaryIO, first: bytes, limit: int) -> None:
+        self._out, self._limit, self.size = out, limit, 0
+        self.blob_hash = hashlib.sha256()
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if first.startswith(
+            _GZIP) else None
+        self.tar_hash = self.blob_hash if self._inflate is None else hashlib.sha256()
+
+    def feed(self, data: bytes) -> None:
+        self.blob_hash.update(data)
+        if self._inflate is None:
+            self._write(data)
+            return
+        while data:
+            inflate = self._inflate
+            if inflate.eof:  # after a member: zero padding (as gzip allows) or another member
+                data = data.lstrip(b"\0")
+                if not data:
+                    return
+                inflate = self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            try:
+                self._put(inflate.decompress(data, _CHUNK))
+                # A bounded output per call: no bomb in memory. (At the end of a member,
+                # CPython leaves the rest in unconsumed_tail as well as in unused_data.)
+                while inflate.unconsumed_tail and not inflate.eof:
+                    self._put(inflate.decompress(inflate.unconsumed_tail, _CHUNK))
+            except zlib.error as e:
+                raise InvalidSpec(f"the layer is not valid gzip: {e}") from e
+            data = inflate.unused_data if inflate.eof else b""
+
+    def finish(self) -> None:
+        if self._inflate is not None and not self._inflate.eof:
+            raise InvalidSpec("the layer's gzip stream is truncated")
+
+    def _put(self, data: bytes) -> None:
+        if data:
+            self.tar_hash.update(data)
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self._limit:
+            raise InvalidSpec(archive.too_big(self._limit))
+        self._out.write(data)
+
+
 class Downloads:
-    """Download ``blobs`` of ``repository``; read them with ``open(digest)``."""
+    """Download ``blobs`` of ``repository``; store them with ``layer_tar(digest)``."""
 
     def __init__(self, registry: Registry, repository: str, blobs: list[Descriptor],
                  emit: Progress) -> None:
@@ -73,6 +132,7 @@ class Downloads:
         self._blobs: dict[str, _Blob] = {}
         self._cancelled = threading.Event()
         self._queue: queue.Queue[_Blob | None] = queue.Queue()
+        self._limit = archive.byte_limit(paths.tmp()) if blobs else 0
         for desc in blobs:
             if desc.digest in self._blobs:
                 continue
@@ -110,9 +170,10 @@ class Downloads:
             scopes=(f"repository:{self._repository}:pull",), stream=True)
         if resp is not None:
             raise_for(resp, f"download layer {shown}")
-        last = 0.0
+        written, last = 0, 0.0
+        spool: _Unpacking | None = None
         try:
-            with raw, open(blob.spool, "wb", buffering=0) as out:
+            with raw, open(blob.spool, "wb") as out:
                 while True:
                     try:
                         chunk = raw.read(_CHUNK)
@@ -123,26 +184,42 @@ class Downloads:
                         break
                     if self._cancelled.is_set():
                         raise _Cancelled("the pull was cancelled")
-                    if blob.written + len(chunk) > desc.size:
+                    written += len(chunk)
+                    if written > desc.size:
                         raise InvalidSpec(f"layer blob {desc.digest} is larger than the "
                                           f"{desc.size} bytes its manifest declares")
-                    out.write(chunk)
-                    with blob.cond:
-                        blob.written += len(chunk)
-                        blob.cond.notify_all()
+                    if spool is None:
+                        spool = _Unpacking(out, chunk, self._limit)
+                    spool.feed(chunk)
                     now = time.monotonic()
                     if now - last >= _EVERY:
                         last = now
                         self._emit({"status": "Downloading", "id": shown, "progressDetail": {
-                            "current": blob.written, "total": desc.size}})
+                            "current": written, "total": desc.size}})
+                if spool is not None:
+                    spool.finish()
         except OSError as e:
             raise KernelError.from_oserror("write a download spool file", e) from e
-        if blob.written != desc.size:
-            raise InvalidSpec(f"layer blob {desc.digest} is {blob.written} bytes, not the "
+        if written != desc.size:
+            raise InvalidSpec(f"layer blob {desc.digest} is {written} bytes, not the "
                               f"{desc.size} its manifest declares")
+        if spool is None:
+            raise InvalidSpec(f"layer blob {desc.digest} is empty")
+        if "sha256:" + spool.blob_hash.hexdigest() != desc.digest:
+            raise InvalidSpec(f"layer blob does not match its digest {desc.digest}")
+        blob.diff_id = "sha256:" + spool.tar_hash.hexdigest()
         self._emit({"status": "Download complete", "id": shown, "progressDetail": {}})
 
-    # --- the Source side (read by loading.store_all in the calling thread) ---------------
+    def _wait(self, name: str) -> _Blob:
+        blob = self._blobs[name]
+        with blob.cond:
+            while not blob.done:
+                blob.cond.wait()
+        if blob.error is not None:
+            raise blob.error
+        return blob
+
+    # --- the TarFiles side (read by loading.store_all in the calling thread) -------------
 
     def exists(self, name: str) -> bool:
         return name in self._blobs
@@ -151,20 +228,31 @@ class Downloads:
         return self._blobs[name].desc.size
 
     def open(self, name: str) -> BinaryIO:
-        # A reader and a context manager: all that store_all asks of a BinaryIO.
-        return cast(BinaryIO, _Follower(self, self._blobs[name]))
+        """The downloaded layer as an uncompressed tar (once it is complete)."""
+        blob = self._wait(name)
+        try:
+            return open(blob.spool, "rb")
+        except OSError as e:
+            raise KernelError.from_oserror("open a download spool file", e) from e
 
-    def extracting(self, blob: _Blob, position: int) -> None:
-        self._emit({"status": "Extracting", "id": short(blob.desc.digest), "progressDetail": {
-            "current": position, "total": blob.desc.size}})
-
-    def finished(self, blob: _Blob, ok: bool) -> None:
-        digest = blob.desc.digest
-        if ok:
-            self._emit({"status": "Pull complete", "id": short(digest), "progressDetail": {}})
-        self._uses[digest] -= 1
-        if self._uses[digest] <= 0:
-            blob.spool.unlink(missing_ok=True)
+    @contextlib.contextmanager
+    def layer_tar(self, name: str) -> Iterator[tuple[Path, str]]:
+        """(the blob's tar in a spool file, its sha256), the blob digest already checked."""
+        blob = self._wait(name)
+        shown = short(name)
+        size = blob.spool.stat().st_size
+        self._emit({"status": "Extracting", "id": shown, "progressDetail": {
+            "current": 0, "total": size}})
+        ok = False
+        try:
+            yield blob.spool, blob.diff_id
+            ok = True
+        finally:
+            if ok:
+                self._emit({"status": "Pull complete", "id": shown, "progressDetail": {}})
+            self._uses[name] -= 1
+            if self._uses[name] <= 0:
+                blob.spool.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Stop the downloads, wait for the workers, delete every spool file."""
@@ -173,40 +261,3 @@ class Downloads:
             thread.join()
         for blob in self._blobs.values():
             blob.spool.unlink(missing_ok=True)
-
-
-class _Follower:
-    """Reads a blob's spool file, waiting for bytes the download has not written yet."""
-
-    def __init__(self, owner: Downloads, blob: _Blob) -> None:
-        self._owner, self._blob, self._pos, self._last = owner, blob, 0, 0.0
-        try:
-            self._file = open(blob.spool, "rb", buffering=0)
-        except OSError as e:
-            raise KernelError.from_oserror("open a download spool file", e) from e
-
-    def read(self, size: int = -1) -> bytes:
-        blob = self._blob
-        with blob.cond:
-            while blob.written == self._pos and not blob.done:
-                blob.cond.wait()
-            if blob.error is not None:
-                raise blob.error
-            available = blob.written - self._pos
-            complete = blob.done
-        if available == 0:
-            return b""
-        data = self._file.read(available if size < 0 else min(size, available))
-        self._pos += len(data)
-        now = time.monotonic()
-        if complete and now - self._last >= _EVERY:  # while downloading, that line shows
-            self._last = now
-            self._owner.extracting(blob, self._pos)
-        return data
-
-    def __enter__(self) -> _Follower:
-        return self
-
-    def __exit__(self, kind: object, *rest: object) -> None:
-        self._file.close()
-        self._owner.finished(self._blob, kind is None)

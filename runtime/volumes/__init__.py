@@ -24,6 +24,7 @@ from runtime.volumes.planning import (
     prepare,
     release,
     validate,
+    with_anonymous_volumes,
 )
 from runtime.volumes.store import (
     ANONYMOUS_LABEL,
@@ -42,4 +43,5 @@ __all__ = [
     "ANONYMOUS_LABEL", "Prepared", "Volume", "create", "discard", "get", "host_config_mounts",
     "list_volumes",
     "locked", "prepare", "prune", "release", "remove", "size", "usage", "validate",
+    "with_anonymous_volumes",
 ]

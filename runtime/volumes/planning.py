@@ -71,6 +71,19 @@ def validate(spec: ContainerSpec) -> Requests:
     return Requests(explicit, sources)
 
 
+def with_anonymous_volumes(spec: ContainerSpec, image_config: dict[str, Any]) -> dict[str, Any]:
+    """The image's Config block with the ``-v /path`` targets added to ``Volumes``: the
+    container's ``Config.Volumes`` as Docker shows it (and commits it). Named volumes,
+    binds and ``--mount`` stay out of it, as the docker CLI leaves them out."""
+    anonymous = [request.target for request in map(parse_volume, spec.volumes)
+                 if request.anonymous]
+    if not anonymous:
+        return image_config
+    shown = dict(image_config.get("Volumes") or {})
+    shown.update({target: {} for target in anonymous})
+    return dict(image_config, Volumes=shown)
+
+
 def prepare(spec: ContainerSpec, image_config: dict[str, Any]) -> Prepared:
     """Create what the container's mounts need; all or nothing. Hold ``store.locked()``."""
     requests = validate(spec)

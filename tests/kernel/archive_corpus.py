@@ -135,3 +135,28 @@ def leftovers(root: Path) -> list[str]:
     found = [str(p) for sub in ("layers", "blobs/sha256") for p in (image / sub).glob("*")]
     found += [str(p) for p in (root / "tmp").glob("*")]
     return found + list(references.tags())
+
+
+def gzip_bomb(files: int, each: int) -> bytes:
+    """A gzipped tar of ``files`` files of ``each`` zero bytes: a few KiB that unpack to
+    ``files * each`` bytes. Written through the compressor, never held uncompressed."""
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as packed, \
+            tarfile.open(fileobj=packed, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        for index in range(files):
+            info, _ = entry(f"zeros-{index}")
+            info.size = each
+            tf.addfile(info, _Zeros(each))
+    return out.getvalue()
+
+
+class _Zeros:
+    """``size`` zero bytes, read in chunks (tarfile copies member data with read())."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size < 0 else min(size, self.left)
+        self.left -= size
+        return bytes(size)

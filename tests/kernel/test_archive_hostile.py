@@ -24,6 +24,7 @@ import pytest
 
 from runtime import archive
 from runtime.errors import InvalidSpec, KernelError
+from tests.kernel.archive_corpus import gzip_bomb
 
 pytestmark = pytest.mark.kernel
 
@@ -278,3 +279,62 @@ def test_a_later_entry_replaces_an_earlier_one(scene: Scene) -> None:
     layer = tar_of(entry("x", data=b"first"), entry("x", tarfile.DIRTYPE), entry("x/y", data=b"2"))
     assert archive.extract(layer, scene.dest) == 6
     assert (scene.dest / "x/y").read_bytes() == b"2"
+
+
+# --- enormous input: refused while it streams -----------------------------------------
+
+
+def written(root: Path) -> int:
+    return sum(os.lstat(os.path.join(d, f)).st_size for d, _, fs in os.walk(root) for f in fs)
+
+
+def test_a_gzip_bomb_is_refused_while_it_streams_under_the_configured_limit(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 4, enormous sizes: 64 KiB of gzip that would unpack to 32 MiB stops at the
+    2 MiB of MOORAGE_MAX_UNPACKED_BYTES, with no more than that written."""
+    monkeypatch.setenv("MOORAGE_MAX_UNPACKED_BYTES", str(2 << 20))
+    bomb = gzip_bomb(32, 1 << 20)
+    assert len(bomb) < 64 << 10
+    with pytest.raises(InvalidSpec, match="MOORAGE_MAX_UNPACKED_BYTES"):
+        archive.extract(io.BytesIO(bomb), scene.dest)
+    assert written(scene.dest) <= 2 << 20
+    assert sorted(os.listdir(scene.dest.parent)) == ["canary", "dest"]
+
+
+def test_headers_that_add_up_past_the_limit_are_refused_though_no_file_has_content(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pax records are read into memory and dropped: only the stream count sees them."""
+    monkeypatch.setenv("MOORAGE_MAX_UNPACKED_BYTES", str(1 << 20))
+    padded = [entry(f"empty-{i}", pax_headers={"comment": "x" * (600 << 10)}) for i in range(4)]
+    refused(scene, tar_of(*padded), "unpacks to more than 1048576 bytes")
+
+
+def test_more_entries_than_the_limit_are_refused(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOORAGE_MAX_ARCHIVE_ENTRIES", "10")
+    with pytest.raises(InvalidSpec, match="more than 10 entries"):
+        archive.extract(tar_of(*(entry(f"f{i}") for i in range(11))), scene.dest)
+    assert len(os.listdir(scene.dest)) <= 10
+    assert archive.extract(tar_of(*(entry(f"g{i}") for i in range(10))), scene.dest) == 0
+
+
+def test_an_extended_header_over_a_mebibyte_is_refused_before_it_is_read(scene: Scene) -> None:
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.type, info.size = tarfile.XHDTYPE, 1 << 30  # tarfile would read 1 GiB into memory
+    refused(scene, io.BytesIO(info.tobuf(tarfile.USTAR_FORMAT)), "extended header")
+
+
+def test_the_default_limit_is_the_free_space_up_to_16_gib_and_bad_settings_are_refused(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MOORAGE_MAX_UNPACKED_BYTES", raising=False)
+    st = os.statvfs(scene.dest)
+    limit = archive.byte_limit(scene.dest)  # free space moves while others run: roughly
+    assert limit <= 16 << 30 and abs(limit - min(16 << 30, st.f_bavail * st.f_frsize)) < 64 << 20
+    monkeypatch.setenv("MOORAGE_MAX_UNPACKED_BYTES", "lots")
+    with pytest.raises(InvalidSpec, match="MOORAGE_MAX_UNPACKED_BYTES"):
+        archive.extract(tar_of(entry("f")), scene.dest)
+    assert os.listdir(scene.dest) == []

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from runtime import containers
+from runtime.images import copying
 from tests.kernel.conftest import Moorage
 
 
@@ -163,3 +166,39 @@ def test_cp_of_garbage_on_stdin_is_not_a_tar(moorage: Moorage) -> None:
 def test_cp_between_two_containers_or_two_host_paths_is_refused(moorage: Moorage) -> None:
     assert "not supported" in moorage("cp", "a:/x", "b:/y").err
     assert "at least one container" in moorage("cp", "/x", "/y").err
+
+
+def _upper_mode(name: str, path: str) -> int:
+    record = containers.store.load(containers.store.resolve(name))
+    return stat.S_IMODE(os.lstat(record.directory / "upper" / path).st_mode)
+
+
+def test_cp_in_strips_setuid_unless_archive_mode_from_a_trusted_caller(
+        moorage: Moorage) -> None:
+    """Issue 4, setuid files from non-admin sources: a setuid-root file lands without
+    its bits; ``cp -a`` from the CLI (root) keeps them; an untrusted caller (a dashboard
+    user who is not an admin) gets them stripped even in archive mode."""
+    moorage.ok("create", "--name", "suid", "busybox")
+    su = _tar(_file("su", b"#!/bin/sh\n", mode=0o6755, uid=0, gid=0))
+    for flags, where in (([], "tmp"), (["-a"], "root")):
+        done = moorage.popen("cp", *flags, "-", f"suid:/{where}", stdin=-1, stdout=-1,
+                             stderr=-1)
+        _, err = done.communicate(su, timeout=60)
+        assert done.returncode == 0, err
+    assert _upper_mode("suid", "tmp/su") == 0o755
+    assert _upper_mode("suid", "root/su") == 0o6755
+    copying.copy_in("suid", io.BytesIO(su), "/etc", archive_mode=True)  # not trusted
+    assert _upper_mode("suid", "etc/su") == 0o755
+
+
+def test_cp_of_a_tar_past_the_size_limit_is_refused_mid_stream(
+        moorage: Moorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 4, enormous sizes: the limit (set low here) holds for cp in as for load."""
+    monkeypatch.setenv("MOORAGE_MAX_UNPACKED_BYTES", str(1 << 20))
+    moorage.ok("create", "--name", "full", "busybox")
+    big = _tar(*(_file(f"part{i}", bytes(512 << 10)) for i in range(8)))
+    done = moorage.popen("cp", "-", "full:/tmp", stdin=-1, stdout=-1, stderr=-1)
+    _, err = done.communicate(big, timeout=60)
+    assert done.returncode == 1 and b"MOORAGE_MAX_UNPACKED_BYTES" in err
+    upper = containers.store.load(containers.store.resolve("full")).directory / "upper/tmp"
+    assert sum(f.stat().st_size for f in upper.iterdir()) <= 1 << 20

@@ -300,3 +300,39 @@ def test_rmi_force_keeps_the_layers_a_stopped_container_sits_on(moorage: Moorage
     _rmi_all(moorage, "reborn:1")
     moorage.ok("image", "prune", "-f")
     assert not top.exists()
+
+
+def test_export_piped_into_import_from_stdin_runs(moorage: Moorage) -> None:
+    """set-b S25, last step: ``tar -c . | docker import - deb:local`` then run."""
+    moorage.ok("run", "--name", "pipe", "busybox", "sh", "-c", "echo 12.5 > /etc/debian_version")
+    exported = moorage.popen("export", "pipe", stdout=-1)
+    imported = moorage.popen("import", "-", "moorage-test-deb:local", stdin=exported.stdout,
+                             stdout=-1, stderr=-1)
+    exported.stdout.close()
+    out, err = imported.communicate(timeout=60)
+    assert exported.wait(timeout=60) == 0 and imported.returncode == 0, err
+    try:
+        assert moorage.ok("run", "--rm", "moorage-test-deb:local", "cat",
+                          "/etc/debian_version") == "12.5\n"
+    finally:
+        _rmi_all(moorage, out.decode().strip())
+
+
+def test_images_digests_and_inspect_show_the_repo_digest_a_pull_records(
+        moorage: Moorage) -> None:
+    """``images --digests`` adds Docker's DIGEST column; ``inspect`` lists RepoDigests."""
+    moorage.ok("tag", "busybox", "moorage-test-dig:1")
+    image = images.resolve("moorage-test-dig:1")
+    digest = "sha256:" + "d" * 64
+    references.set_digest(references.parse(f"moorage-test-dig@{digest}"), image.id)
+    try:
+        lines = moorage.ok("images", "--digests", "moorage-test-dig").splitlines()
+        assert lines[0].split() == ["REPOSITORY", "TAG", "DIGEST", "IMAGE", "ID", "CREATED",
+                                    "SIZE"]
+        assert lines[1].split()[:4] == ["moorage-test-dig", "1", digest, image.short_id()]
+        assert "DIGEST" not in moorage.ok("images", "moorage-test-dig")
+        shown = moorage.ok("image", "inspect", "-f", "{{json .RepoDigests}}", image.id)
+        assert f"moorage-test-dig@{digest}" in json.loads(shown)
+    finally:
+        references.remove_tag(references.parse(f"moorage-test-dig@{digest}"))
+        moorage("rmi", "moorage-test-dig:1")

@@ -1,5 +1,7 @@
-"""``load`` against hostile and broken archives: each is refused with a clear sentence,
-writes nothing outside the store, and leaves no layer, config blob, tag or scratch file.
+"""``load`` (and ``import``) against hostile and broken archives: each is refused with a
+clear sentence, writes nothing outside the store, and leaves no layer, config blob, tag
+or scratch file. Setuid bits survive a load (an admin's images) and are stripped from a
+non-admin's import.
 
 Layers are unpacked for real (chrooted child, mknod, trusted xattrs), so these run as
 root. Each test gets a private, empty MOORAGE_ROOT and a canary directory that hostile
@@ -9,9 +11,11 @@ entries aim at; the canary must stay as it was.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -19,12 +23,14 @@ from pathlib import Path
 
 import pytest
 
+from runtime import images
 from runtime.errors import InvalidSpec
 from runtime.images import archives
 from tests.kernel.archive_corpus import (
     Img,
     docker_archive,
     entry,
+    gzip_bomb,
     layer,
     leftovers,
     oci_archive,
@@ -208,3 +214,71 @@ def test_a_bad_tag_in_the_manifest_is_refused_before_anything_is_stored(
     refused(store_root, docker_archive(Img([GOOD], ["app@sha256:" + "a" * 64])), "digest")
     manifest = json.loads(json.dumps([{"Config": "x", "Layers": "notalist"}]))
     refused(store_root, docker_archive(Img([GOOD]), manifest=manifest), "list of Layers")
+
+
+# --- enormous sizes and setuid files: load (an admin's images) and import ---------------
+
+ZEROS = layer({"zeros": bytes(16 << 20)})  # 16 MiB of layer that gzip makes 16 KiB
+
+
+@pytest.fixture
+def small_limit(monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setenv("MOORAGE_MAX_UNPACKED_BYTES", str(2 << 20))
+    return 2 << 20
+
+
+def test_a_gzipped_archive_that_unpacks_past_the_limit_is_refused_while_spooling(
+    store_root: Path, small_limit: int
+) -> None:
+    """Issue 4, enormous sizes: a gzip bomb of a whole archive stops at the limit."""
+    bomb = gzip.compress(docker_archive(Img([GOOD, ZEROS], ["bomb:v1"])), mtime=0)
+    assert len(bomb) < 64 << 10
+    refused(store_root, bomb, "unpacks to more than 2097152 bytes")
+
+
+def test_a_gzip_bomb_layer_in_an_oci_archive_leaves_no_half_image(
+    store_root: Path, small_limit: int
+) -> None:
+    """The first layer is stored, the bomb layer refused mid-stream: both are gone."""
+    refused(store_root, oci_archive(Img([GOOD, ZEROS], ["bomb:v1"]), gzip_layers=True),
+            "MOORAGE_MAX_UNPACKED_BYTES")
+
+
+def test_import_of_a_gzip_bomb_is_refused_and_leaves_no_layer(
+    store_root: Path, small_limit: int
+) -> None:
+    with pytest.raises(InvalidSpec, match="MOORAGE_MAX_UNPACKED_BYTES"):
+        images.import_tar(io.BytesIO(gzip_bomb(16, 1 << 20)), "bomb:v1")
+    assert leftovers(store_root) == []
+
+
+SETUID = tar_of(entry("bin", tarfile.DIRTYPE),
+                entry("bin/su", data=b"#!/bin/sh\n", mode=0o6755, uid=0, gid=0))
+
+
+def _su_mode(reference: str) -> int:
+    return stat.S_IMODE(os.lstat(images.resolve(reference).layer_dirs()[-1] / "bin/su").st_mode)
+
+
+def test_load_keeps_setuid_bits_as_an_admins_images_need_them(store_root: Path) -> None:
+    archives.load(_written(store_root, docker_archive(Img([SETUID], ["suid:v1"]))))
+    assert _su_mode("suid:v1") == 0o6755
+
+
+def test_import_keeps_setuid_for_a_trusted_caller_and_strips_it_for_anyone_else(
+    store_root: Path,
+) -> None:
+    """Issue 4, setuid files from non-admin sources: the dashboard imports a non-admin's
+    upload with trusted=False; the CLI (root) keeps Docker's behaviour."""
+    images.import_tar(io.BytesIO(SETUID), "suid:admin", trusted=True)
+    assert _su_mode("suid:admin") == 0o6755
+    untrusted = gzip.compress(tar_of(entry("bin", tarfile.DIRTYPE),
+                                     entry("bin/su", data=b"#!/bin/sh\n#2\n", mode=0o6755)))
+    images.import_tar(io.BytesIO(untrusted), "suid:user")  # a dashboard user's upload
+    assert _su_mode("suid:user") == 0o755
+
+
+def _written(store_root: Path, data: bytes) -> Path:
+    path = store_root.parent / "in.tar"
+    path.write_bytes(data)
+    return path

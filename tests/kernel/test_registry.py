@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime import images
+from runtime import images, paths
 from runtime.errors import NotFound
 from runtime.images import bootstrap, references, store
 from tests.kernel.archive_corpus import leftovers
@@ -548,3 +548,115 @@ def test_a_registry_that_never_answers_times_out(root: Path,
         done = moorage("pull", f"127.0.0.1:{silent.getsockname()[1]}/team/app", check=False)
     assert time.monotonic() - started < 15
     assert done.returncode == 1 and "no answer within 1 s" in done.stderr
+
+
+# --- run and create pull what is missing (--pull) ----------------------------------------
+
+
+def test_run_pulls_a_missing_image_as_docker_does_then_runs_it(root: Path, registry: str) -> None:
+    """Issue 7: ``run`` of an image not stored says so on stderr, pulls it, then runs it."""
+    name = f"{registry}/team/runme:v1"
+    moorage("tag", "busybox", name)
+    moorage("push", name)
+    forget_everything()
+    done = moorage("run", "--rm", name, "echo", "pulled and ran")
+    assert done.stdout == "pulled and ran\n"  # pull progress stays off stdout
+    err = done.stderr.splitlines()
+    assert err[0] == f"Unable to find image '{name}' locally"
+    assert err[1] == "v1: Pulling from team/runme"
+    assert any(line.endswith(": Pull complete") for line in err)
+    assert err[-1] == f"Status: Downloaded newer image for {name}"
+    again = moorage("run", "--rm", name, "true")
+    assert again.stderr == ""  # stored now: no pull
+    created = moorage("create", f"{registry}/team/runme:v1", "true").stdout.strip()
+    assert len(created) == 64
+    moorage("rm", created)
+
+
+def test_create_pulls_a_missing_image_and_prints_only_the_id(root: Path, registry: str) -> None:
+    name = f"{registry}/team/createme:v1"
+    moorage("tag", "busybox", name)
+    moorage("push", name)
+    forget_everything()
+    done = moorage("create", name, "true")
+    assert len(done.stdout.strip()) == 64 and "Unable to find image" in done.stderr
+    moorage("rm", done.stdout.strip())
+
+
+def test_pull_never_refuses_a_missing_image_with_dockers_message(root: Path,
+                                                                 registry: str) -> None:
+    name = f"{registry}/team/never:v1"
+    moorage("tag", "busybox", name)
+    moorage("push", name)
+    forget_everything()
+    for verb in ("run", "create"):
+        done = moorage(verb, "--pull", "never", name, "true", check=False)
+        assert done.returncode == 125
+        assert done.stderr.strip() == f"Error response from daemon: No such image: {name}"
+    assert store.image_ids() == []
+    bad = moorage("run", "--pull", "sometimes", "busybox", "true", check=False)
+    assert bad.returncode == 125 and "invalid pull option: 'sometimes'" in bad.stderr
+
+
+def test_pull_always_replaces_a_stale_local_tag(root: Path, registry: str) -> None:
+    name = f"{registry}/team/always:v1"
+    moorage("tag", "busybox", name)
+    moorage("push", name)
+    wanted = images.resolve(name).id
+    second_image(name)  # the local tag now names another image, which has no echo
+    assert images.resolve(name).id != wanted
+    done = moorage("run", "--rm", "--pull", "always", name, "echo", "fresh")
+    assert done.stdout == "fresh\n" and "Unable to find image" not in done.stderr
+    assert f"Status: Downloaded newer image for {name}" in done.stderr
+    assert images.resolve(name).id == wanted
+
+
+def test_run_of_an_image_on_an_unreachable_registry_fails_fast(root: Path) -> None:
+    port = free_port()  # bound then released: nothing listens there
+    started = time.monotonic()
+    done = moorage("run", "--rm", f"127.0.0.1:{port}/team/app", "true", check=False)
+    assert time.monotonic() - started < 10
+    assert done.returncode == 125
+    assert "Unable to find image" in done.stderr and "Connection refused" in done.stderr
+    assert not any(p for p in (root / "containers").glob("*") if not p.name.startswith("."))
+
+
+# --- blobs seen on a pull: mounted on push, bounded while they download --------------------
+
+
+def _skopeo_push_busybox(registry: str, repository: str, tmp_path: Path) -> str:
+    """busybox pushed by skopeo (gzip layers, digests moorage never computed)."""
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo is not installed")
+    archive = tmp_path / "busybox.tar"
+    moorage("save", "-o", str(archive), "busybox")
+    target = f"{registry}/{repository}:v1"
+    subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--format", "v2s2",
+                    f"docker-archive:{archive}", f"docker://{target}"],
+                   check=True, capture_output=True, timeout=60)
+    return target
+
+
+def test_a_layer_pulled_from_one_repository_is_mounted_when_pushed_to_another(
+        root: Path, registry: str, tmp_path: Path) -> None:
+    """Issue 7: cross-repository blob mount, for a blob this host only ever pulled."""
+    origin = _skopeo_push_busybox(registry, "team/origin", tmp_path)
+    forget_everything()
+    moorage("pull", origin)
+    moorage("tag", origin, f"{registry}/team/copy:v1")
+    out = moorage("push", f"{registry}/team/copy:v1").stdout
+    assert ": Mounted from team/origin" in out and ": Pushed" not in out
+    forget_everything()
+    assert moorage("run", "--rm", f"{registry}/team/copy:v1", "echo", "mounted").stdout == \
+        "mounted\n"
+
+
+def test_a_gzip_layer_that_unpacks_past_the_limit_is_refused_while_it_downloads(
+        root: Path, registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = _skopeo_push_busybox(registry, "team/bomb", tmp_path)
+    forget_everything()
+    monkeypatch.setenv("MOORAGE_MAX_UNPACKED_BYTES", str(64 << 10))
+    done = moorage("pull", target, check=False)
+    assert done.returncode == 1 and "unpacks to more than 65536 bytes" in done.stderr
+    assert store.image_ids() == [] and not list((paths.images() / "layers").glob("*"))
+    assert not list(paths.tmp().glob("pull-*"))  # no spool file left behind

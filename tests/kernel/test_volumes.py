@@ -6,8 +6,9 @@ mounts rw/ro, single file, auto-created path), S16 (data containers, ``--volumes
 S17 (chained volumes, ``rm -v``, orphans), S18 (volumes bypass commit), S19 (backup and
 restore with tar), S20 (read-only root with writable volumes), S29 (volume CRUD and
 prune), S30 (in-use protection, persistence), S31 (host writes seen at once), S32 (bind
-mounts, read-only). Every mount is made inside the container's mount namespace, so the
-session's leftover check also proves that none leaks onto the host.
+mounts, read-only), and read-only mounts with mounts nested under them. Every mount is
+made inside the container's mount namespace, so the session's leftover check also
+proves that none leaks onto the host.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import tarfile
 import uuid
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from runtime import images, paths, volumes
+from runtime import syscalls as sc
 from runtime.volumes import store as volume_store
 from tests.kernel.conftest import remove_all_containers
 
@@ -330,3 +333,78 @@ def test_a_volume_with_tmpfs_options_is_mounted_as_tmpfs(moorage) -> None:
     out = moorage.ok("run", "--rm", "--mount", "source=tv,target=/t", "busybox", "grep",
                      " /t ", "/proc/mounts")
     assert out.startswith("tmpfs /t tmpfs ") and "size=1024k" in out
+
+
+def test_a_read_only_mount_keeps_a_writable_mount_nested_under_it(moorage) -> None:
+    """``-v vol:/data:ro -v other:/data/sub`` (and the same under a ``--tmpfs ...:ro``):
+    the nested mount point is made before the parent turns read-only."""
+    result = moorage("run", "--rm", "-v", "rovol:/data:ro", "-v", "subvol:/data/sub",
+                     "--tmpfs", "/t:ro", "-v", "subvol2:/t/sub", "busybox", "sh", "-c",
+                     "touch /data/sub/x && touch /t/sub/y && echo nested-rw; "
+                     "touch /data/no || touch /t/no")
+    assert result.code == 1 and result.out == "nested-rw\n"
+    assert result.err.count("Read-only file system") == 2
+    assert (volumes.get("subvol").mountpoint / "x").is_file()
+    assert (volumes.get("rovol").mountpoint / "sub").is_dir()   # the mount point, made in it
+    assert not (volumes.get("rovol").mountpoint / "no").exists()
+
+
+def test_a_read_only_bind_makes_the_hosts_submounts_read_only_keeping_their_flags(
+        moorage, tmp_path: Path) -> None:
+    """``-v /dir:/h:ro`` where /dir/sub is a nosuid,nodev,noexec mount on the host:
+    MS_REC copies the submount, and it must turn read-only too, flags kept."""
+    sub = tmp_path / "src" / "sub"
+    sub.mkdir(parents=True)
+    sc.mount("tmpfs", str(sub), "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+    try:
+        result = moorage("run", "--rm", "-v", f"{tmp_path / 'src'}:/h:ro", "busybox", "sh",
+                         "-c", "grep ' /h/sub ' /proc/self/mountinfo; touch /h/sub/x")
+        assert not (sub / "x").exists()
+    finally:
+        sc.umount2(str(sub), sc.MNT_DETACH)
+    assert result.code == 1 and "Read-only file system" in result.err
+    assert {"ro", "nosuid", "nodev", "noexec"} <= set(result.out.split()[5].split(","))
+
+
+def test_anonymous_volumes_show_in_config_volumes_and_in_a_commit_like_docker(
+        moorage, volume_image: str, tmp_path: Path) -> None:
+    """``-v /path`` and the image's VOLUME are the container's ``Config.Volumes``; named
+    volumes and binds are not (the docker CLI keeps them in HostConfig.Binds)."""
+    moorage.ok("run", "--name", "anon", "-v", "/extra", "-v", "named:/n", "-v",
+               f"{tmp_path}:/b", volume_image, "true")
+    shown = json.loads(moorage.ok("inspect", "-f", "{{json .Config.Volumes}}", "anon"))
+    assert shown == {"/data": {}, "/extra": {}}
+    moorage.ok("commit", "anon", "moorage-test-anoncommit:1")
+    try:
+        committed = moorage.ok("image", "inspect", "-f", "{{json .Config.Volumes}}",
+                               "moorage-test-anoncommit:1")
+        assert json.loads(committed) == {"/data": {}, "/extra": {}}
+    finally:
+        moorage("rmi", "-f", "moorage-test-anoncommit:1")
+
+
+def test_a_unix_socket_can_be_bind_mounted(moorage, tmp_path: Path) -> None:
+    """set-b S15, last step: a socket bound into the container lists with type ``s``."""
+    listener = socket.socket(socket.AF_UNIX)
+    try:
+        listener.bind(str(tmp_path / "engine.sock"))
+        out = moorage.ok("run", "--rm", "-v", f"{tmp_path / 'engine.sock'}:/docker.sock",
+                         "busybox", "ls", "-l", "/docker.sock")
+    finally:
+        listener.close()
+    assert out.startswith("s")
+
+
+def test_volumes_from_reads_a_running_and_then_a_stopped_container(moorage) -> None:
+    """set-b S16, second half, and its data containers shown as ``Exited (0)``."""
+    moorage.ok("run", "--name", "wwwdata", "-v", "/var/lib/www", "busybox", "true")
+    assert moorage.ok("ps", "-a", "--format", "{{.Status}}", "-f",
+                      "name=wwwdata").startswith("Exited (0)")
+    moorage.ok("run", "-d", "--name", "alpha", "-v", "/var/log", "busybox", "sh", "-c",
+               "date > /var/log/now; exec sleep 100000")
+    moorage.ok("exec", "alpha", "test", "-s", "/var/log/now")   # the script has run
+    now = moorage.ok("run", "--rm", "--volumes-from", "alpha", "busybox", "cat", "/var/log/now")
+    moorage.ok("stop", "-t", "1", "alpha")
+    again = moorage.ok("run", "--rm", "--volumes-from", "alpha", "busybox", "cat",
+                       "/var/log/now")
+    assert now == again and now.strip()

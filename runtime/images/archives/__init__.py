@@ -4,7 +4,8 @@ Kernel interfaces: those of ``store`` (layers unpacked by a chrooted child, rena
 to publish) and plain file I/O on the archive; ``-o FILE`` appears only once complete.
 
 Owns nothing on disk but a spool file in ``paths.tmp()`` while it loads from a pipe or
-a compressed archive. Saved layers are the tars the store kept (``store.layer_tar``),
+a compressed archive (no larger than ``archive.byte_limit``: a gzip bomb is refused
+while it is decompressed). Saved layers are the tars the store kept (``store.layer_tar``),
 so they hash to the config's ``rootfs.diff_ids`` and a saved and reloaded image has the
 same id and history. Loads are all or nothing (``loading``). It never writes a path
 taken from an archive: archives are indexed and streamed, never extracted.
@@ -188,11 +189,14 @@ def _seekable_tar(f: BinaryIO) -> Iterator[BinaryIO]:
         if not head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")):
             yield f
             return
+    limit = archive.byte_limit(paths.tmp())
     with tempfile.TemporaryFile(dir=paths.tmp()) as spool:
         stream = archive.decompressed(f)
         try:
             while chunk := stream.read(1 << 20):
                 spool.write(chunk)
+                if spool.tell() > limit:  # a gzip bomb: stop before it fills the disk
+                    raise InvalidSpec(archive.too_big(limit))
         except (EOFError, zlib.error, lzma.LZMAError) as e:
             raise InvalidSpec(f"compressed archive is corrupt or truncated: {e}") from e
         except OSError as e:

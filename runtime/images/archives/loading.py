@@ -19,7 +19,7 @@ from typing import Any
 
 from runtime.errors import CleanupError, InvalidSpec, MoorageError
 from runtime.images import references, store
-from runtime.images.archives.sources import Source
+from runtime.images.archives.sources import Source, TarFiles
 
 _DIGEST_HEX = 64
 
@@ -131,6 +131,19 @@ def _store_layers(source: Source, candidate: Candidate, added: list[str]) -> Non
                 f"declares {ref.size}"
             )
         existed = store.has_layer(chain)
+        if isinstance(source, TarFiles):  # a pull: the tar file is the one to keep
+            with source.layer_tar(ref.name) as (tar, got):
+                try:
+                    if got != diff_id:
+                        raise InvalidSpec(f"layer content is {got}, not the expected diff id "
+                                          f"{diff_id}")
+                    store.add_layer_file(tar, chains[index - 1] if index else None,
+                                         allow_devices=False, allow_setuid=True, diff_id=got)
+                except InvalidSpec as e:
+                    raise InvalidSpec(f"layer {ref.name}: {e}") from e
+            if not existed:
+                added.append(chain)
+            continue
         with source.open(ref.name) as stream:
             try:
                 store.add_layer(

@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 import posixpath
 import tarfile
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO, BinaryIO, Protocol, cast
+from typing import IO, Any, BinaryIO, Protocol, cast, runtime_checkable
 
-from runtime.archive import NOT_A_TAR
+from runtime.archive import NOT_A_TAR, oversized_header
 from runtime.errors import InvalidSpec, KernelError
 
 MAX_METADATA = 16 << 20  # manifest.json, index.json, configs, manifests: bytes, not layers
@@ -29,6 +30,17 @@ class Source(Protocol):
     def size(self, name: str) -> int: ...
 
     def open(self, name: str) -> BinaryIO: ...
+
+
+@runtime_checkable
+class TarFiles(Source, Protocol):
+    """A source whose layers arrive as uncompressed tar files, already checked (a pull).
+
+    ``layer_tar(name)`` yields (path of the tar, its sha256) once the blob ``name`` is
+    complete and matches its digest; the store may hard-link the file while it is open.
+    """
+
+    def layer_tar(self, name: str) -> AbstractContextManager[tuple[Path, str]]: ...
 
 
 def clean(name: str, what: str = "archive path") -> str:
@@ -66,6 +78,11 @@ class _Info(tarfile.TarInfo):
         except tarfile.HeaderError as e:
             cls.ended_by = e
             raise
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> Any:
+        if (reason := oversized_header(self)) is not None:
+            raise InvalidSpec(reason)  # tarfile would read it into memory whole
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
 
 
 _CLEAN_ENDS = (tarfile.EOFHeaderError, tarfile.EmptyHeaderError)  # type: ignore[attr-defined]
