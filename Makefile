@@ -22,14 +22,10 @@ test: setup
 	exit $$rc
 	@$(MAKE) --no-print-directory test-web-postgres
 
-# The web suite again on PostgreSQL: the test setup starts a private cluster (Debian
-# postgresql) on a unix socket and removes it afterwards. The live-stream modules that
-# drive the ORM from event-loop threads (events, stream pages, the streams browser tests)
-# are not yet clean of leaked connections on PostgreSQL, so this pass leaves them out.
-PG_LEFT_OUT := --ignore=tests/web/test_events_stream.py --ignore=tests/web/test_stream_pages.py \
-	--ignore=tests/web/test_streams_browser.py
+# The web suite again on PostgreSQL, all of it: the test setup starts a private cluster
+# (Debian postgresql) on a unix socket and removes it afterwards.
 test-web-postgres:
-	MOORAGE_TEST_DATABASE=postgresql $(VENV)/pytest -q tests/web $(PG_LEFT_OUT) $(PYTEST_ARGS)
+	MOORAGE_TEST_DATABASE=postgresql $(VENV)/pytest -q tests/web $(PYTEST_ARGS)
 
 check: setup
 	$(VENV)/ruff check .

@@ -7,13 +7,17 @@ own SQLite database, own redis-server, own daphne):
    - the websocket terminal (``ws/containers/<ref>/terminal/?cmd=...``, a real websocket
      client on loopback through daphne, Origin check and session included);
    - ``moorage exec -it`` driven through a pty;
-   - ``docker exec -it`` driven through a pty, only when a docker daemon answers and has
-     a ``busybox`` image (nothing is pulled).
+   - ``docker exec -it`` driven through a pty, against a private dockerd and containerd
+     started here as ``bench/run_start.py`` starts them (own data root, sockets and
+     containerd namespace; busybox imported from Moorage's own rootfs, nothing pulled).
    The process in the container is ``stty raw -echo; cat``, so the echo is the
    process's own output, not the line discipline's.
 2. Log follow throughput: a container writes ``--log-mb`` MB of 100-byte lines once a
    follower is attached; MB/s from the first byte to the last through the logs websocket,
-   and through ``moorage logs -f`` (and ``docker logs -f`` when docker is usable).
+   and through ``moorage logs -f`` and ``docker logs -f`` (private dockerd).
+
+Docker rows are left out, with the reason in the report, when the private dockerd cannot
+start (``--skip-docker`` leaves them out on purpose).
 
 Owns ``--workdir`` (default /var/tmp/moorage-bench-terminal), removed at the end with
 its containers; ends only the processes it started, by pid. Needs root (containers).
@@ -38,7 +42,8 @@ import time
 import tty
 from pathlib import Path
 
-from _common import BenchError, log, markdown_table
+from _common import BenchError, log, markdown_table, remove_tree, unmount_all_under
+from run_start import IMAGE, Docker, host_snapshot, prepare_rootfs, restore_host
 
 REPO = Path(__file__).resolve().parents[1]
 CAT = "stty raw -echo; cat"
@@ -186,16 +191,23 @@ def cli_log_rate(argv: list[str], go: list[str], env: dict[str, str]) -> tuple[f
 # ---------------------------------------------------------------- set-up
 
 
-def docker_usable() -> str:
-    """'' when a docker daemon answers and has busybox; else why not."""
-    if not shutil.which("docker"):
-        return "docker is not installed"
-    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
-        return "no docker daemon answers"
-    if subprocess.run(["docker", "image", "inspect", "busybox"],
-                      capture_output=True).returncode != 0:
-        return "docker has no busybox image (nothing is pulled)"
-    return ""
+def private_docker(work: Path) -> tuple[Docker | None, str]:
+    """A dockerd + containerd of our own (run_start.Docker) with busybox imported from
+    the private Moorage root; (None, why) when it cannot start."""
+    from runtime import images
+
+    docker = Docker(work)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        rootfs, tarball = prepare_rootfs(work, images.resolve("busybox").layer_dirs())
+        docker.setup(rootfs, tarball)
+    except (BenchError, OSError) as e:
+        try:
+            docker.cleanup()
+        except (BenchError, OSError) as again:
+            log(f"clean-up of the private dockerd failed: {again}")
+        return None, f"the private dockerd could not start ({e})"
+    return docker, ""
 
 
 def main() -> None:
@@ -203,6 +215,7 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=500)
     parser.add_argument("--log-mb", type=int, default=50)
     parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/moorage-bench-terminal"))
+    parser.add_argument("--skip-docker", action="store_true", help="no docker rows")
     args = parser.parse_args()
     work: Path = args.workdir
     shutil.rmtree(work, ignore_errors=True)
@@ -218,6 +231,9 @@ def main() -> None:
     size = args.log_mb * 1_000_000
     results = REPO / "bench" / "results"  # the report, and daphne's log for a post-mortem
     results.mkdir(exist_ok=True)
+    docker: Docker | None = None
+    # What containerd/dockerd create outside the workdir (restored only if we ran them).
+    host_before = None if args.skip_docker else host_snapshot()
     try:
         started.append(subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "",
@@ -263,17 +279,17 @@ def main() -> None:
         cli = pty_round_trips(moorage + ["exec", "-it", "bench-term", "sh", "-c", CAT],
                               args.keys, env)
         rows.append(("moorage exec -it (pty)", cli))
-        why_not_docker = docker_usable()
-        if not why_not_docker:
-            subprocess.run(["docker", "run", "-d", "--rm", "--name", "moorage-bench-term",
-                            "busybox", "sleep", "3600"], check=True, capture_output=True)
-            try:
-                rows.append(("docker exec -it (pty)", pty_round_trips(
-                    ["docker", "exec", "-it", "moorage-bench-term", "sh", "-c", CAT],
-                    args.keys, dict(os.environ))))
-            finally:
-                subprocess.run(["docker", "rm", "-f", "moorage-bench-term"],
-                               capture_output=True)
+        why_not_docker = "--skip-docker given"
+        if not args.skip_docker:
+            log("starting a private dockerd")
+            docker, why_not_docker = private_docker(work / "docker-bench")
+        if docker is not None:
+            dk = docker.base
+            subprocess.run([*dk, "run", "-d", "--network", "none", "--name", "bench-term",
+                            IMAGE, "sleep", "3600"], env=docker.env, check=True,
+                           capture_output=True)
+            rows.append(("docker exec -it (pty, private dockerd)", pty_round_trips(
+                [*dk, "exec", "-it", "bench-term", "sh", "-c", CAT], args.keys, docker.env)))
 
         log(f"log follow: {args.log_mb} MB each")
         writer = WRITER.format(size=size)
@@ -285,17 +301,13 @@ def main() -> None:
         rates.append(("moorage logs -f", *cli_log_rate(
             moorage + ["logs", "-f", "--tail", "0", "bench-logs-cli"],
             moorage + ["exec", "bench-logs-cli", "touch", "/tmp/go"], env)))
-        if not why_not_docker:
-            subprocess.run(["docker", "run", "-d", "--name", "moorage-bench-logs", "busybox",
-                            "sh", "-c", writer], check=True, capture_output=True)
-            try:
-                rates.append(("docker logs -f", *cli_log_rate(
-                    ["docker", "logs", "-f", "--tail", "0", "moorage-bench-logs"],
-                    ["docker", "exec", "moorage-bench-logs", "touch", "/tmp/go"],
-                    dict(os.environ))))
-            finally:
-                subprocess.run(["docker", "rm", "-f", "moorage-bench-logs"],
-                               capture_output=True)
+        if docker is not None:
+            subprocess.run([*dk, "run", "-d", "--network", "none", "--name", "bench-logs",
+                            IMAGE, "sh", "-c", writer], env=docker.env, check=True,
+                           capture_output=True)
+            rates.append(("docker logs -f (private dockerd)", *cli_log_rate(
+                [*dk, "logs", "-f", "--tail", "0", "bench-logs"],
+                [*dk, "exec", "bench-logs", "touch", "/tmp/go"], docker.env)))
 
         report = ["# Terminal round trip and log follow throughput", "",
                   f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -307,7 +319,7 @@ def main() -> None:
                   markdown_table(["log follow", "MB/s", "bytes"],
                                  [(name, f"{rate:.1f}", str(total))
                                   for name, rate, total in rates])]
-        if why_not_docker:
+        if docker is None:
             report += ["", f"Docker rows left out: {why_not_docker}."]
         text = "\n".join(report) + "\n"
         print(text)
@@ -315,6 +327,8 @@ def main() -> None:
     finally:
         subprocess.run(moorage + ["rm", "-f", "bench-term", "bench-logs-ws", "bench-logs-cli"],
                        env=env, capture_output=True)
+        if docker is not None:
+            docker.cleanup()  # its containers, dockerd, containerd and stray shims
         for proc in reversed(started):
             proc.terminate()
             try:
@@ -322,7 +336,11 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
+        if left := unmount_all_under(work):
+            log(f"unmounted leftovers: {left}")
+        remove_tree(work)
+        if host_before is not None:
+            restore_host(host_before)
 
 
 if __name__ == "__main__":

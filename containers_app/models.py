@@ -303,3 +303,26 @@ class EngineEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.action} {self.actor_name or self.actor_id[:12]}"
+
+
+class RegistryEntry(models.Model):
+    """A registry the dashboard pulls from and pushes to, managed by site admins.
+
+    ``domain`` is the reference domain it serves (``127.0.0.1:5000``, ``docker.io``),
+    normalised from ``url``. The password is kept only as a Fernet token
+    (``services.registries``); the plain text is never stored nor rendered back.
+    """
+
+    url = models.CharField(max_length=255)  # as typed: "https://registry.local:5000"
+    domain = models.CharField(max_length=255, unique=True)
+    username = models.CharField(max_length=255, blank=True)
+    password_token = models.TextField(blank=True)  # Fernet token of the password
+    insecure = models.BooleanField(default=False)  # plain HTTP allowed after HTTPS fails
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["domain"]
+
+    def __str__(self) -> str:
+        return self.domain

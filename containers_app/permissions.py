@@ -85,7 +85,9 @@ PERMISSIONS: dict[tuple[str, str | None], frozenset[str]] = {
     ("image.tag", None): OPERATE,
     ("image.remove", None): OPERATE,
     ("image.import", None): OPERATE,  # obj is the team the image will belong to
-    ("image.pull", None): OPERATE,
+    ("image.pull", None): OPERATE,  # obj is the team the pulled image will belong to
+    ("image.build", None): OPERATE,  # obj is the team the built image will belong to
+    ("image.push", None): MANAGE,  # it leaves the host, with the registry's credentials
     # networks and volumes
     ("network.create", None): MANAGE,
     ("network.remove", None): MANAGE,
@@ -98,6 +100,7 @@ PERMISSIONS: dict[tuple[str, str | None], frozenset[str]] = {
     ("audit.view", None): MANAGE,  # team admins see their teams' entries
     ("team.manage", None): SITE_ADMIN_ONLY,
     ("user.manage", None): SITE_ADMIN_ONLY,
+    ("registry.manage", None): SITE_ADMIN_ONLY,  # registry entries and their credentials
     # risky options: site admins only, whatever the verb
     **{
         (verb, option): SITE_ADMIN_ONLY

@@ -6,7 +6,8 @@
 - ``follow_log``: the container's json-file log, its tail then what is appended, read
   by a non-blocking ``runtime.logs.Follower`` at the pace the consumer asks for more
   (that is the back-pressure: a slow browser slows the reading, never the container).
-- ``sample_stats``: one stats sample from the cgroup, in a worker thread.
+- ``sample_stats``: one stats sample from the cgroup, in a worker thread;
+  ``sample_many``: one for each of several containers, in one thread trip.
 
 Everything here awaits; nothing blocks the event loop. Consumers only see these calls,
 so a relay through the channel layer could serve another host's containers later.
@@ -21,7 +22,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from runtime import attach, containers, logs, paths, state
-from runtime.errors import ExecFailed, InvalidState
+from runtime.errors import ExecFailed, InvalidState, MoorageError
 
 # Shells a terminal tries, in order, when the user names no command (issue 6).
 SHELLS: tuple[tuple[str, ...], ...] = (("bash",), ("sh",), ("busybox", "sh"))
@@ -168,3 +169,19 @@ async def follow_log(
 async def sample_stats(cid: str) -> Any:
     """A ``runtime.containers`` stats Sample; ``containers.cpu_percent`` compares two."""
     return await asyncio.to_thread(containers.sample, cid)
+
+
+def _sample_each(cids: list[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for cid in cids:
+        try:
+            found[cid] = containers.sample(cid)
+        except (MoorageError, FileNotFoundError):
+            found[cid] = None  # stopped or gone since the page listed it
+    return found
+
+
+async def sample_many(cids: list[str]) -> dict[str, Any]:
+    """``sample_stats`` of several containers in one worker-thread trip: a Sample, or
+    None for one that is not running (the containers list's live column)."""
+    return await asyncio.to_thread(_sample_each, cids)

@@ -25,11 +25,12 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 from django.conf import settings
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from containers_app import mirror
+from containers_app.consumers import jobs as job_stream
 from containers_app.models import (
     AuditEntry,
     AuditResult,
@@ -39,6 +40,7 @@ from containers_app.models import (
     JobItem,
     JobState,
 )
+from containers_app.services import builds, registries
 from runtime import containers, images
 from runtime.errors import MoorageError
 from runtime.spec import ContainerSpec
@@ -101,7 +103,9 @@ def _rename(item: JobItem, options: dict[str, Any]) -> str:
 
 
 def _create(item: JobItem, options: dict[str, Any]) -> str:
-    cid = containers.create(ContainerSpec.from_json(item.options["spec"]))
+    spec = ContainerSpec.from_json(item.options["spec"])
+    registries.pull_if_missing(item.job, spec.image)  # when the user may pull
+    cid = containers.create(spec)
     item.result = cid  # recorded even if the start below fails
     if options.get("start", True):
         containers.start(cid)
@@ -135,7 +139,10 @@ def _image_import(item: JobItem, options: dict[str, Any]) -> str:
     try:
         with open(path, "rb") as source:
             image = images.import_tar(
-                source, item.options.get("reference"), message=item.options.get("message", "")
+                source,
+                item.options.get("reference"),
+                message=item.options.get("message", ""),
+                trusted=bool(item.options.get("trusted")),
             )
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -181,6 +188,9 @@ ACTIONS: dict[str, Callable[[JobItem, dict[str, Any]], str]] = {
     "network.remove": _network_remove,
     "volume.create": _volume_create,
     "volume.remove": _volume_remove,
+    "image.build": builds.run_build,
+    "image.pull": registries.run_pull,
+    "image.push": registries.run_push,
 }
 
 
@@ -199,7 +209,10 @@ def _resync(job: Job, item: JobItem) -> None:
         "commit",
     ):
         cid = item.result if job.verb == "create" else item.target
-        if cid:
+        # Side-by-side items leave their rows to one bulk resync at the job's end
+        # (_resync_side_by_side): a hundred single-row syncs, each a transaction and a
+        # push, cost more than the engine work. Items still report progress one by one.
+        if cid and job.verb not in PARALLEL_VERBS:
             mirror.sync_container(cid)
     if job.verb in ("image.tag", "image.remove", "image.import", "commit"):
         mirror.sync_images()
@@ -226,9 +239,11 @@ def run_item(job: Job, item: JobItem) -> None:
         item.state, item.error = ItemState.FAILED, f"Internal error: {type(e).__name__}: {e}"
     finally:
         item.finished_at = timezone.now()
-        item.save(update_fields=["state", "result", "error", "finished_at"])
         failed = 1 if item.state == ItemState.FAILED else 0
-        Job.objects.filter(pk=job.pk).update(done=F("done") + 1, failed=F("failed") + failed)
+        with transaction.atomic():  # one commit: the item and the job's count agree
+            item.save(update_fields=["state", "result", "error", "finished_at"])
+            Job.objects.filter(pk=job.pk).update(done=F("done") + 1, failed=F("failed") + failed)
+        job_stream.item_finished(job.pk, item)  # the job page's row, live (issue 6)
     try:
         _resync(job, item)
     except MoorageError as e:  # the action happened; a stale row heals at the next resync
@@ -241,6 +256,14 @@ def run_item(job: Job, item: JobItem) -> None:
 # and start monitors by exec, never by fork, from a threaded process.
 PARALLEL_VERBS = frozenset({"start", "stop", "restart", "kill", "pause", "unpause", "remove"})
 PARALLEL_ITEMS = 8
+
+
+def _resync_side_by_side(job: Job) -> None:
+    """One resync of every container row (as beat's) after a side-by-side job."""
+    try:
+        mirror.sync_containers()
+    except MoorageError as e:  # the actions happened; stale rows heal at the next resync
+        log.warning("job %s: resync after the job failed: %s", job.pk, e)
 
 
 def _run_item_unless_cancelled(job: Job, item: JobItem) -> None:
@@ -267,6 +290,7 @@ def run_job(job_id: int) -> str:
     if not claimed:  # cancelled before it began, or another worker has it
         return Job.objects.filter(pk=job_id).values_list("state", flat=True).first() or ""
     job = Job.objects.get(pk=job_id)
+    job_stream.job_changed(job_id, JobState.RUNNING, job.user_id, job.team_id)
     pending = list(job.items.filter(state=ItemState.PENDING).order_by("position"))
     try:
         if job.verb in PARALLEL_VERBS:
@@ -277,6 +301,8 @@ def run_job(job_id: int) -> str:
             for item in pending:
                 _run_item_unless_cancelled(job, item)
     finally:
+        if job.verb in PARALLEL_VERBS:
+            _resync_side_by_side(job)  # before the job shows finished: its rows are fresh
         job.refresh_from_db()
         cancelled = job.items.filter(state__in=[ItemState.PENDING, ItemState.RUNNING]).update(
             state=ItemState.CANCELLED, finished_at=timezone.now()
@@ -292,6 +318,7 @@ def run_job(job_id: int) -> str:
         Job.objects.filter(pk=job_id).update(
             state=final, finished_at=timezone.now(), done=F("done") + cancelled
         )
+        job_stream.job_changed(job_id, final, job.user_id, job.team_id)
     return final
 
 

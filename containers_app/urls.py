@@ -10,9 +10,11 @@ from containers_app.views import (
     accounts,
     audit,
     auth,
+    builds,
     containers,
     images,
     jobs,
+    registries,
     storage,
     streams,
     system,
@@ -52,6 +54,10 @@ urlpatterns = [
     path("images/tag/", images.bulk_tag, name="images-tag"),
     path("images/remove/", images.bulk_remove, name="images-remove"),
     path("images/import/", images.import_tarball, name="image-import"),
+    path("images/build/", builds.build, name="image-build"),
+    path("images/pull/", builds.pull, name="image-pull"),
+    path("images/jobs/<int:pk>/", builds.job_output, name="image-job"),
+    path("images/<str:ref>/push/", builds.push, name="image-push"),
     path("images/<str:ref>/", images.detail, name="image"),
     # networks and volumes
     path("networks/", storage.network_list, name="networks"),
@@ -70,4 +76,8 @@ urlpatterns = [
     path("users/<int:pk>/", accounts.user_detail, name="user"),
     path("teams/", accounts.team_list, name="teams"),
     path("teams/<int:pk>/", accounts.team_detail, name="team"),
+    # registries (entries: site admins)
+    path("registries/", registries.registry_list, name="registries"),
+    path("registries/<int:pk>/", registries.registry_edit, name="registry"),
+    path("registries/<int:pk>/remove/", registries.registry_remove, name="registry-remove"),
 ]

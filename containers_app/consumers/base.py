@@ -17,7 +17,15 @@ from containers_app.services import containers as container_services
 from runtime.errors import MoorageError
 
 
-class ContainerStreamConsumer(AsyncWebsocketConsumer):
+class RefusingConsumer(AsyncWebsocketConsumer):
+    """Accepts, then refuses with a sentence: the page can say why (never a silent drop)."""
+
+    async def refuse(self, error: BaseException) -> None:
+        await self.send(text_data=json.dumps({"error": errors.message(error)}))
+        await self.close(code=errors.close_code(error))
+
+
+class ContainerStreamConsumer(RefusingConsumer):
     verb = "view"  # the permission a connection needs, from permissions.PERMISSIONS
 
     container: ContainerMirror
@@ -41,10 +49,6 @@ class ContainerStreamConsumer(AsyncWebsocketConsumer):
     async def open(self) -> None:
         """Start the stream; raise a MoorageError to refuse with its sentence."""
         raise NotImplementedError
-
-    async def refuse(self, error: BaseException) -> None:
-        await self.send(text_data=json.dumps({"error": errors.message(error)}))
-        await self.close(code=errors.close_code(error))
 
     async def audit(self, verb: str, result: str = "succeeded", detail: str = "") -> None:
         client = self.scope.get("client") or [None]

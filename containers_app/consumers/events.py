@@ -48,13 +48,18 @@ def change(row: Any, removed: bool = False) -> dict[str, Any]:
 
 def publish(changes: Iterable[dict[str, Any]]) -> None:
     """Send ``changes`` (from ``change``) to every connected page, best effort."""
-    changes = list(changes)
+    broadcast(GROUP, [{"type": "container.state", "change": item} for item in changes])
+
+
+def broadcast(group: str, messages: list[dict[str, Any]]) -> None:
+    """``group_send`` each message to ``group``, in order, from sync code; best effort."""
     layer = get_channel_layer()
-    if not changes or layer is None:
+    if not messages or layer is None:
         return
+
     async def send_all() -> None:
-        for item in changes:
-            await layer.group_send(GROUP, {"type": "container.state", "change": item})
+        for message in messages:
+            await layer.group_send(group, message)
 
     try:
         asyncio.get_running_loop()
@@ -70,7 +75,7 @@ def publish(changes: Iterable[dict[str, Any]]) -> None:
     try:
         send()
     except (OSError, RedisError) as e:
-        log.warning("live state push skipped: channel layer unreachable (%s)", e)
+        log.warning("live push to %s skipped: channel layer unreachable (%s)", group, e)
 
 
 class EventsConsumer(AsyncWebsocketConsumer):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from containers_app.consumers.base import ContainerStreamConsumer
 from containers_app.streams import sample_stats
@@ -34,22 +35,23 @@ class StatsConsumer(ContainerStreamConsumer):
             except MoorageError:
                 await self.send(text_data=json.dumps({"end": True}))
                 return
-            await self.send(
-                text_data=json.dumps(
-                    {
-                        "cpu_percent": round(containers.cpu_percent(before, after), 2),
-                        "memory": after.memory_usage,
-                        "memory_limit": after.memory_limit,
-                        "net_rx": after.net_rx,
-                        "net_tx": after.net_tx,
-                        "block_read": after.block_read,
-                        "block_write": after.block_write,
-                        "pids": after.pids,
-                    }
-                )
-            )
+            await self.send(text_data=json.dumps(figures(before, after)))
             before = after
 
     async def disconnect(self, code: int) -> None:
         if self.pump:
             self.pump.cancel()
+
+
+def figures(before: Any, after: Any) -> dict[str, Any]:
+    """One sample's message: CPU by Docker's formula between two ``containers.sample``s."""
+    return {
+        "cpu_percent": round(containers.cpu_percent(before, after), 2),
+        "memory": after.memory_usage,
+        "memory_limit": after.memory_limit,
+        "net_rx": after.net_rx,
+        "net_tx": after.net_tx,
+        "block_read": after.block_read,
+        "block_write": after.block_write,
+        "pids": after.pids,
+    }

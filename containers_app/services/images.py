@@ -222,7 +222,9 @@ def import_tarball(
     item = jobs.Item(
         path,
         reference or str(getattr(fileobj, "name", None) or "upload"),
-        {"path": path, "reference": reference, "message": message},
+        # Only a site admin's upload may carry setuid/setgid files into an image.
+        {"path": path, "reference": reference, "message": message,
+         "trusted": permissions.is_site_admin(user)},
     )
     return jobs.start(
         user,

@@ -234,15 +234,8 @@ def top(request: HttpRequest, ref: str) -> HttpResponse:
 @require_safe
 @login_required
 def diff(request: HttpRequest, ref: str) -> HttpResponse:
-    service.get(request.user, ref, verb="diff")
-    changes = getattr(service, "diff", None)
-    if changes is None:
-        return render(
-            request,
-            "containers/_unavailable.html",
-            {"message": "Filesystem changes are not available on this engine yet."},
-        )
-    return render(request, "containers/_diff.html", {"changes": changes(request.user, ref)})
+    # (kind letter, path) pairs, as `moorage diff` prints them; the service checks "diff".
+    return render(request, "containers/_diff.html", {"changes": service.diff(request.user, ref)})
 
 
 @require_safe
@@ -308,5 +301,7 @@ def create(request: HttpRequest) -> HttpResponse:
                 .values_list("name", flat=True)
             ),
             "restart_policies": ("no", "always", "unless-stopped", "on-failure", "on-failure:3"),
+            # The create job pulls a missing image first when its user may pull.
+            "can_pull": permissions.teams_for(request.user, "image.pull").exists(),
         },
     )

@@ -36,6 +36,7 @@ def image_list(request: HttpRequest) -> HttpResponse:
             "query_no_page": query_without(request, "page"),
             "tag_form": BulkTagForm(),
             "can_import": permissions.teams_for(request.user, "image.import").exists(),
+            "can_pull": permissions.teams_for(request.user, "image.pull").exists(),
         },
     )
 
@@ -143,6 +144,7 @@ def detail(request: HttpRequest, ref: str) -> HttpResponse:
             "config": document.get("Config") or {},
             "history": service.history(request.user, ref),
             "can_run": permissions.teams_for(request.user, "create").exists(),
+            "can_push": permissions.can(request.user, "image.push", image),
             "run_ref": image.repo_tags[0] if image.repo_tags else image.engine_id,
         },
     )

@@ -146,6 +146,7 @@
   }
 
   window.LiveStats = LiveStats;
+  LiveStats.bytes = bytes; // also the containers list's live column (stats_column.js)
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();

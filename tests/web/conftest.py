@@ -237,6 +237,18 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _stop(proc)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_on_the_test_redis(redis_server: str) -> Iterator[None]:
+    """Django's cache (login throttling counts) in the test's redis-server, laid out as
+    settings.py lays it out in the system's; never in a Redis outside the test."""
+    from django.test import override_settings
+
+    from webui.settings import redis_caches
+
+    with override_settings(CACHES=redis_caches(redis_server)):  # resets django's caches
+        yield
+
+
 @pytest.fixture(scope="session")
 def celery_worker(
     redis_server: str, django_db_setup: None, django_db_blocker: object,

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 import pytest
+from channels.db import database_sync_to_async as orm
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
@@ -23,6 +24,11 @@ from webui.asgi import application
 pytestmark = pytest.mark.usefixtures("transactional_db", "redis_server")
 
 CLI = [sys.executable, "-m", "runtime.cli"]
+
+# The mirror syncs touch the ORM: they run through ``orm`` (channels'
+# database_sync_to_async), which closes the thread's connection after each call, never
+# through asyncio.to_thread, whose worker threads would keep theirs open until garbage
+# collection (PostgreSQL then keeps their sessions and cannot drop the test database).
 
 
 def signed_in(user: Any) -> str:
@@ -82,17 +88,17 @@ def test_a_page_hears_a_cli_start_stop_and_remove_through_the_mirror_sync(
     async def scenario() -> None:
         ws = await connected(operator)
         cid = await asyncio.to_thread(run, "ev-box", users.team)
-        await asyncio.to_thread(mirror.sync_containers)
+        await orm(mirror.sync_containers)()
         first = await change_of(ws, cid)
         assert first == {"id": cid, "name": "ev-box", "state": "running", "exit_code": 0}
 
         await asyncio.to_thread(cli, "stop", "-t", "1", "ev-box")
-        await asyncio.to_thread(mirror.sync_containers)
+        await orm(mirror.sync_containers)()
         stopped = await change_of(ws, cid)
         assert stopped["state"] == "exited" and stopped["exit_code"] == 137
 
         await asyncio.to_thread(cli, "rm", "ev-box")
-        await asyncio.to_thread(mirror.sync_containers)
+        await orm(mirror.sync_containers)()
         assert (await change_of(ws, cid))["state"] == "removed"
         await ws.disconnect()
 
@@ -100,19 +106,20 @@ def test_a_page_hears_a_cli_start_stop_and_remove_through_the_mirror_sync(
 
 
 def test_a_single_container_sync_pushes_too(users: Any, engine_containers: Any) -> None:
-    """The sync a job runs after each item (``sync_container``) pushes like beat's."""
+    """The one-container sync (``sync_container``, run after a create or rename item)
+    pushes like beat's."""
     viewer = signed_in(users.viewer)
 
     async def scenario() -> None:
         ws = await connected(viewer)
         cid = await asyncio.to_thread(run, "ev-one", users.team)
-        await asyncio.to_thread(mirror.sync_container, cid)
+        await orm(mirror.sync_container)(cid)
         assert (await change_of(ws, cid))["state"] == "running"
         # kill returns once the signal is sent, like docker's; wait until the engine
         # has recorded the exit so the one sync below is the one that sees it.
         await asyncio.to_thread(cli, "kill", "ev-one")
         assert await asyncio.to_thread(cli, "wait", "ev-one") == "137"
-        await asyncio.to_thread(mirror.sync_container, cid)
+        await orm(mirror.sync_container)(cid)
         assert (await later_state_of(ws, cid, "running")) == "exited"
         await ws.disconnect()
 
@@ -127,11 +134,11 @@ def test_other_teams_never_hear_of_a_teams_container_but_all_hear_of_global_ones
     async def scenario() -> None:
         red_ws, blue_ws = await connected(red), await connected(blue)
         secret = await asyncio.to_thread(run, "ev-red", users.team)
-        await asyncio.to_thread(mirror.sync_container, secret)
+        await orm(mirror.sync_container)(secret)
         assert (await change_of(red_ws, secret))["name"] == "ev-red"
         # Red heard it, so it was published; blue must have nothing about it.
         shared = await asyncio.to_thread(run, "ev-global", None)
-        await asyncio.to_thread(mirror.sync_container, shared)
+        await orm(mirror.sync_container)(shared)
         heard = json.loads(await blue_ws.receive_from(10))["container"]
         assert heard["id"] == shared, f"blue heard of {heard['name']}"
         assert (await change_of(red_ws, shared))["name"] == "ev-global"

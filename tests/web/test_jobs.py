@@ -263,3 +263,31 @@ def test_a_container_committed_to_an_image_belongs_to_its_team_and_can_be_remove
     assert not ImageMirror.objects.filter(pk=image.pk).exists()
     with pytest.raises(NotFound):
         images.resolve("red/snap:1")
+
+
+def setuid_tarball(marker: str) -> io.BytesIO:
+    """A rootfs with one setuid-root program, as an untrusted upload might carry."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        info = tarfile.TarInfo("bin/escalate")
+        payload = marker.encode()
+        info.size, info.mode, info.uid = len(payload), 0o4755, 0
+        tar.addfile(info, io.BytesIO(payload))
+    data.seek(0)
+    data.name = f"{marker}.tar"
+    return data
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_an_imported_setuid_file_keeps_its_bit_only_when_a_site_admin_uploaded_it(
+    transactional_db: None, users, wait_for_job: Callable[..., Job]
+) -> None:
+    modes = {}
+    for who, ref in ((users.operator, "suid/operator:1"), (users.site_admin, "suid/admin:1")):
+        job = wait_for_job(
+            image_services.import_tarball(who, users.team, setuid_tarball(ref), reference=ref)
+        )
+        assert job.state == JobState.SUCCEEDED, job.report()
+        (layer,) = images.resolve(ref).layer_dirs()
+        modes[ref] = (layer / "bin" / "escalate").stat().st_mode & 0o7777
+    assert modes == {"suid/operator:1": 0o755, "suid/admin:1": 0o4755}

@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from tests.web.conftest import database_url
+
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.kernel,
@@ -50,22 +52,14 @@ SCREEN_TEXT = """(root) => {
 }"""
 
 
-def _database_url() -> str:
-    from django.db import connection
-
-    db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{db['NAME']}"
-    return f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
 @pytest.fixture
 def daphne(redis_server: str, django_db_setup: None) -> Iterator[str]:
     """The real ASGI server on a free port, one per test; yields its base URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, DATABASE_URL=_database_url(), REDIS_URL=redis_server,
+    # conftest's URL: on PostgreSQL the host is the private cluster's socket directory.
+    env = dict(os.environ, DATABASE_URL=database_url(), REDIS_URL=redis_server,
                DJANGO_SETTINGS_MODULE="webui.settings", PYTHONPATH=str(REPO))
     OUTPUT.mkdir(exist_ok=True)
     with open(OUTPUT / "streams-daphne.log", "ab") as log:
