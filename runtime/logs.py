@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from pathlib import Path
 
 from runtime.errors import InvalidSpec
@@ -59,32 +60,47 @@ class JsonFileWriter:
         self._partial: dict[str, bytes] = {}
 
     def write(self, stream: str, data: bytes) -> None:
-        """Take raw output; emit one entry per complete line, buffering the rest."""
+        """Take raw output; emit one entry per complete line, buffering the rest.
+
+        A chunk (up to 64 KiB from a pipe) is split once and written with one call, its
+        entries sharing one timestamp: slicing line by line, a write per entry and a
+        clock read per entry held a chatty container to ~2 MB/s.
+        """
         pending = self._partial.pop(stream, b"") + data
-        while True:
-            newline = pending.find(b"\n")
-            if newline < 0:
-                break
-            self._entry(stream, pending[:newline + 1])
-            pending = pending[newline + 1:]
-        while len(pending) >= PARTIAL_LIMIT:
-            self._entry(stream, pending[:PARTIAL_LIMIT])
-            pending = pending[PARTIAL_LIMIT:]
-        if pending:
-            self._partial[stream] = pending
+        *lines, rest = pending.split(b"\n")
+        entries: list[bytes] = []
+        for line in lines:
+            entries.extend(_pieces(line + b"\n"))
+        if len(rest) >= PARTIAL_LIMIT:
+            *whole, rest = _pieces(rest)
+            if len(rest) == PARTIAL_LIMIT:
+                whole, rest = [*whole, rest], b""
+            entries.extend(whole)
+        if rest:
+            self._partial[stream] = rest
+        self._emit(stream, entries)
 
     def flush_partial(self) -> None:
         for stream, pending in list(self._partial.items()):
-            self._entry(stream, pending)
+            self._emit(stream, [pending])
         self._partial.clear()
 
-    def _entry(self, stream: str, line: bytes) -> None:
-        record = json.dumps({"log": line.decode("utf-8", "replace"), "stream": stream,
-                             "time": timestamp()}, ensure_ascii=False).encode() + b"\n"
-        if self.max_size and self._size + len(record) > self.max_size and self._size:
-            self._rotate()
-        self._file.write(record)
-        self._size += len(record)
+    def _emit(self, stream: str, entries: list[bytes]) -> None:
+        if not entries:
+            return
+        tail = f',"stream":"{stream}","time":"{timestamp()}"}}\n'.encode()
+        records = [b'{"log":' + encode_basestring(e.decode("utf-8", "replace")).encode() + tail
+                   for e in entries]
+        if self.max_size:
+            for record in records:
+                if self._size + len(record) > self.max_size and self._size:
+                    self._rotate()
+                self._file.write(record)
+                self._size += len(record)
+            return
+        block = b"".join(records)
+        self._file.write(block)
+        self._size += len(block)
 
     def _rotate(self) -> None:
         self._file.close()
@@ -102,6 +118,13 @@ class JsonFileWriter:
     def close(self) -> None:
         self.flush_partial()
         self._file.close()
+
+
+def _pieces(line: bytes) -> list[bytes]:
+    """Docker's partial messages: a line longer than PARTIAL_LIMIT becomes several."""
+    if len(line) <= PARTIAL_LIMIT:
+        return [line]
+    return [line[at:at + PARTIAL_LIMIT] for at in range(0, len(line), PARTIAL_LIMIT)]
 
 
 @dataclass(frozen=True)
