@@ -34,7 +34,8 @@ def login(server: str | None, username: str, password: str) -> str:
     domain = endpoints.server_domain(server or endpoints.HUB_DOMAIN)
     if not username or not password:
         raise InvalidSpec("login needs a username and a password")
-    Registry(domain, (username, password)).check_login()
+    with Registry(domain, (username, password)) as reg:
+        reg.check_login()
     credentials.put(domain, username, password)
     return domain
 
@@ -59,10 +60,11 @@ def search(term: str, limit: int = 25) -> list[SearchResult]:
     domain, query = _split(term)
     if not query:
         raise InvalidSpec("search needs a term")
-    reg = Registry(domain)
-    base = f"https://{endpoints.HUB_INDEX}" if domain == endpoints.HUB_DOMAIN else reg.base_url()
-    url = f"{base}/v1/search?" + urllib.parse.urlencode({"q": query, "n": limit})
-    _, resp = reg.request("GET", url)
+    with Registry(domain) as reg:
+        hub = domain == endpoints.HUB_DOMAIN
+        base = f"https://{endpoints.HUB_INDEX}" if hub else reg.base_url()
+        url = f"{base}/v1/search?" + urllib.parse.urlencode({"q": query, "n": limit})
+        _, resp = reg.request("GET", url)
     assert resp is not None
     if resp.status in (404, 405):
         raise NotFound(f"the registry {domain} does not support search (it has no /v1/search "

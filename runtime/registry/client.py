@@ -9,7 +9,8 @@ insecure registry, after HTTPS fails) and the auth challenge; answers ``Bearer``
 challenges by fetching a token for each scope from the realm (with the user's
 credentials as basic auth when it has some) and ``Basic`` challenges directly; follows
 redirects (blob downloads go to a CDN), never sending credentials to another host.
-Keep-alive connections are kept per thread, so parallel downloads each use their own.
+Keep-alive connections are kept per thread, so parallel downloads each use their own;
+``close()`` (or leaving ``with Registry(...) as reg:``) closes those of every thread.
 
 Registry error bodies (``{"errors":[{"code","message"}]}``) become docker's sentences
 (``unauthorized: authentication required``): 401/403 are ``Unauthorized``, 404 is
@@ -111,8 +112,38 @@ class Registry:
         self._tokens: dict[tuple[str, ...], str] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
+        # Every thread's pool, so close() reaches the sockets of finished download threads.
+        # Its own lock: the /v2/ probe dials while holding _lock.
+        self._pools: list[dict[tuple[str, str], http.client.HTTPConnection]] = []
+        self._pools_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the kept-alive connections of every thread, once no request is in
+        flight (the session stays usable: the next request dials again)."""
+        with self._pools_lock:
+            conns = [conn for pool in self._pools for conn in pool.values()]
+            for pool in self._pools:
+                pool.clear()
+        for conn in conns:
+            conn.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- transport ---------------------------------------------------------------------
+
+    def _pool(self) -> dict[tuple[str, str], http.client.HTTPConnection]:
+        """This thread's keep-alive connections, keyed by (scheme, netloc)."""
+        pool: dict[tuple[str, str], http.client.HTTPConnection] | None = getattr(
+            self._local, "pool", None)
+        if pool is None:
+            pool = self._local.pool = {}
+            with self._pools_lock:
+                self._pools.append(pool)
+        return pool
 
     def _connect(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
         if scheme == "https":
@@ -126,8 +157,7 @@ class Registry:
         parts = urllib.parse.urlsplit(url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         key = (parts.scheme, parts.netloc)
-        pool: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault(
-            "pool", {})
+        pool = self._pool()
         for attempt in (0, 1):
             reused = not fresh and key in pool
             conn = pool.pop(key) if reused else self._connect(parts.scheme, parts.netloc)
@@ -179,7 +209,7 @@ class Registry:
             conn.close()
             return
         parts = urllib.parse.urlsplit(url)
-        self._local.__dict__.setdefault("pool", {})[(parts.scheme, parts.netloc)] = conn
+        self._pool()[(parts.scheme, parts.netloc)] = conn
 
     # --- the /v2/ probe and auth -------------------------------------------------------
 

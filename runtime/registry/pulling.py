@@ -57,7 +57,10 @@ def pull(ref: str, *, all_tags: bool = False, progress: Progress | None = None,
     """Pull ``ref`` (``name[:tag]`` or ``name@sha256:...``), or every tag of it."""
     emit = progress or _quiet
     parsed = references.parse(ref)
-    reg = registry or Registry(parsed.domain)
+    if registry is None:  # a session of our own: its sockets close when the pull ends
+        with Registry(parsed.domain) as reg:
+            return pull(ref, all_tags=all_tags, progress=progress, registry=reg)
+    reg = registry
     if not all_tags:
         return [_pull_one(reg, parsed, emit)]
     if parsed.digest is not None or ":" in ref.rsplit("/", 1)[-1]:

@@ -78,7 +78,10 @@ def push(ref: str, *, all_tags: bool = False, progress: Progress | None = None,
                               f"{parsed.familiar_name}")
     else:
         tags = [parsed.tag or references.DEFAULT_TAG]
-    reg = registry or Registry(parsed.domain)
+    if registry is None:  # a session of our own: its sockets close when the push ends
+        with Registry(parsed.domain) as reg:
+            return push(ref, all_tags=all_tags, progress=progress, registry=reg)
+    reg = registry
     emit({"status": f"The push refers to repository [{parsed.name}]"})
     done = []
     for tag in tags:
