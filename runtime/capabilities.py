@@ -7,6 +7,8 @@ with prctl(PR_CAPBSET_DROP) and capset(2). Owns nothing on disk.
 
 from __future__ import annotations
 
+import functools
+
 from runtime import syscalls
 from runtime.errors import InvalidSpec, KernelError
 
@@ -28,6 +30,7 @@ DEFAULT: tuple[str, ...] = (
 )
 
 
+@functools.cache  # the kernel's constant; effective_set asks once per capability name
 def _last_cap() -> int:
     try:
         with open("/proc/sys/kernel/cap_last_cap") as f:
@@ -61,7 +64,8 @@ def normalise(name: str) -> str:
 def effective_set(cap_add: tuple[str, ...], cap_drop: tuple[str, ...],
                   privileged: bool) -> tuple[str, ...]:
     """The capability names a container gets, as Docker computes them."""
-    every = tuple(n for n in NAMES if NUMBER[n] <= _last_cap())
+    last = _last_cap()
+    every = tuple(n for n in NAMES if NUMBER[n] <= last)
     if privileged:
         # All we hold, not all the kernel knows: capset(2) refuses a permitted set
         # larger than the engine's own (a host that runs us with a trimmed set).

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 from runtime.errors import KernelError
 
@@ -49,8 +48,10 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
-_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(platform.machine(), 155)
-_SYS_CAPSET = {"x86_64": 126, "aarch64": 91}.get(platform.machine(), 126)
+# os.uname() is what platform.machine() reads, without importing platform at startup.
+_MACHINE = os.uname().machine
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(_MACHINE, 155)
+_SYS_CAPSET = {"x86_64": 126, "aarch64": 91}.get(_MACHINE, 126)
 
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                         ctypes.c_char_p]

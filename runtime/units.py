@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import re
 import signal as signal_module
-from fractions import Fraction
 
 from runtime.errors import InvalidSpec
 
 _BINARY = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 # go-units accepts "64m", "64mb", "64MiB", "64 m" and a bare "b"; nothing else.
-_SIZE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+) ?(b|[kmgtp](?:b|ib)?)?$", re.IGNORECASE)
+# Patterns stay strings: re compiles (and caches) them on first use, not at CLI start.
+_SIZE = r"(?i)^(\d+(?:\.\d*)?|\.\d+) ?(b|[kmgtp](?:b|ib)?)?$"
 
 
 def parse_bytes(text: str) -> int:
     """``64m`` -> 67108864, like ``docker run --memory`` (binary multiples)."""
-    match = _SIZE.match(text)
+    match = re.match(_SIZE, text)
     if match is None:
         raise InvalidSpec(f"invalid size: {text!r}")
     number, suffix = match.groups()
@@ -37,6 +37,9 @@ def parse_bytes(text: str) -> int:
 
 def parse_cpus(text: str) -> int:
     """``--cpus 1.5`` -> 1500000000 nano-CPUs; any rational Docker accepts ("3/2")."""
+    # Imported here: fractions pulls in decimal, a cost every CLI start would pay.
+    from fractions import Fraction
+
     try:
         cpus = Fraction(text.strip())
     except (ValueError, ZeroDivisionError) as e:
@@ -62,7 +65,7 @@ _DURATION_UNITS = {
     "m": 60.0,
     "h": 3600.0,
 }
-_DURATION_PART = re.compile(r"(\d*\.?\d*)([^\d.]*)")
+_DURATION_PART = r"(\d*\.?\d*)([^\d.]*)"
 
 
 def parse_duration(text: str) -> float:
@@ -79,7 +82,7 @@ def parse_duration(text: str) -> float:
         raise InvalidSpec(f"time: invalid duration {quoted}")
     total = 0.0
     while rest:
-        match = _DURATION_PART.match(rest)
+        match = re.match(_DURATION_PART, rest)
         assert match is not None  # the pattern matches the empty string
         number, unit = match.groups()
         if number in ("", "."):

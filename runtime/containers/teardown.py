@@ -80,8 +80,10 @@ def remove_stopped(cid: str, volumes: bool = False, later: list[Path] | None = N
         group.destroy()
     attach.remove_socket(cid)
     rootfs.unmount_shared_shm(directory / "shm")
-    from runtime.network import verbs as network_verbs
-    network_verbs.forget(cid)   # its veths and IPAM entries
+    from runtime.network import endpoints as net_endpoints
+    if net_endpoints.has_networks(cid):   # none/host: spare loading the network verbs
+        from runtime.network import verbs as network_verbs
+        network_verbs.forget(cid)   # its veths and IPAM entries
     # Hide the container first (config.json marks it as existing), then delete.
     try:
         os.unlink(directory / "config.json")

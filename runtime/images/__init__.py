@@ -11,10 +11,9 @@ never contacts a registry and never deletes anything (``removal`` does rmi and p
 
 from __future__ import annotations
 
-import hashlib
+import importlib
 import json
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,18 @@ from typing import Any, BinaryIO
 
 from runtime import paths
 from runtime.errors import InvalidSpec, NotFound
-from runtime.images import bootstrap, config, layers, references, store
+from runtime.images import references, store
+
+# ``bootstrap``, ``config`` and ``layers`` load on first use (PEP 562 and imports inside
+# the functions below): they bring tarfile, subprocess, calendar and shlex, which
+# ``resolve`` on every ``moorage run`` does not need.
+_LAZY_SUBMODULES = {"bootstrap", "config", "layers"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"runtime.images.{name}")
+    raise AttributeError(f"module 'runtime.images' has no attribute {name!r}")
 
 __all__ = [
     "Image",
@@ -61,6 +71,8 @@ class Image:
 
     def inspect(self) -> dict[str, Any]:
         """The shape of one element of ``docker image inspect``."""
+        from runtime.images import config, layers
+
         doc = self.config
         shown: dict[str, Any] = {
             "Id": self.id,
@@ -123,6 +135,8 @@ def list_images(all: bool = False) -> list[Image]:
     ``all`` will also show intermediate images once ``build`` records parents; until
     then every image is a top-level one and both answers are the same.
     """
+    from runtime.images import config
+
     tags = references.tags()
     images = [_load(image_id, tags) for image_id in store.image_ids()]
     return sorted(images, key=lambda i: (config.timestamp_ns(i.created), i.id), reverse=True)
@@ -139,6 +153,8 @@ def _create(
     author: str = "",
     extra: dict[str, Any] | None = None,
 ) -> Image:
+    from runtime.images import config
+
     doc = config.new_image(
         diff_ids=diff_ids,
         container_config=container_config,
@@ -173,6 +189,8 @@ def import_tar(
     refused; ``runtime.archive``'s size limits apply. A failed import leaves no layer,
     blob or tag behind.
     """
+    from runtime.images import config
+
     target = _tag_reference(reference) if reference else None
     container_config = config.apply_changes({}, changes)  # bad changes fail before unpacking
     layer = store.add_layer(source, None, allow_devices=False, allow_setuid=trusted)
@@ -194,6 +212,11 @@ def bootstrap_busybox(reference: str = "busybox:latest") -> Image:
     Deterministic: the same host binary gives the same layer and image id, so a second
     call only re-applies the tag.
     """
+    import hashlib
+    import tempfile
+
+    from runtime.images import bootstrap, config
+
     target = _tag_reference(reference)
     host = bootstrap.find()
     created = config.rfc3339(host.mtime * 1_000_000_000)

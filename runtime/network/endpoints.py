@@ -142,6 +142,16 @@ def save_live(cid: str, endpoints: list[Endpoint]) -> None:
             pass
 
 
+def has_networks(cid: str) -> bool:
+    """Whether removal has network state to undo (``verbs.forget``): live endpoints, or
+    attachments whose addresses a crash may have left in IPAM. False on none/host, so
+    removing such a container need not load the network verbs at all."""
+    try:
+        return bool(live(cid) or load_config(cid).attachments)
+    except NotADirectoryError:
+        return False
+
+
 def endpoints_of(cid: str) -> list[Endpoint]:
     """The running container's endpoints; empty when stopped or on none/host."""
     try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -90,7 +89,7 @@ def create(name: str | None = None, labels: dict[str, str] | None = None,
     if driver != "local":
         raise NotFound(f'error looking up volume plugin {driver}: plugin "{driver}" not found')
     try:
-        name = check_volume_name(name) if name else secrets.token_hex(32)
+        name = check_volume_name(name) if name else os.urandom(32).hex()
         options = dict(options or {})
         _check_options(options)
     except InvalidSpec as e:
@@ -101,7 +100,7 @@ def create(name: str | None = None, labels: dict[str, str] | None = None,
         pass
     volume = Volume(name=name, created=time.time(), driver=driver, labels=dict(labels or {}),
                     options=options)
-    staging = paths.volumes() / f".staging-{secrets.token_hex(8)}"
+    staging = paths.volumes() / f".staging-{os.urandom(8).hex()}"
     try:
         (staging / "_data").mkdir(parents=True, mode=0o755)
         os.chmod(staging, 0o701)
@@ -180,7 +179,7 @@ def delete(name: str) -> None:
 
 
 def _delete(volume: Volume) -> None:
-    trash = paths.volumes() / f".trash-{secrets.token_hex(8)}"
+    trash = paths.volumes() / f".trash-{os.urandom(8).hex()}"
     try:
         os.rename(volume.directory, trash)
     except FileNotFoundError:
