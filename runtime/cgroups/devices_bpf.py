@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import struct
 from collections.abc import Sequence
 from pathlib import Path
@@ -140,9 +139,9 @@ def _load(code: bytes) -> int:
 
 
 def _bpf(cmd: int, attr: bytes) -> int:
-    number = _SYSCALL_BPF.get(platform.machine())
+    number = _SYSCALL_BPF.get(os.uname().machine)
     if number is None:
-        raise MissingFeature("bpf", errno.ENOSYS, f"no syscall number for {platform.machine()}")
+        raise MissingFeature("bpf", errno.ENOSYS, f"no syscall number for {os.uname().machine}")
     buffer = ctypes.create_string_buffer(attr, len(attr))
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long

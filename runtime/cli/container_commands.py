@@ -195,9 +195,19 @@ def _engine_error(e: MoorageError) -> MoorageError:
 
 
 def _image_for_run(args: argparse.Namespace) -> None:
-    from runtime.cli.registry_commands import image_for_run  # only run/create pay for it
+    policy = getattr(args, "pull", "missing")
+    if policy == "missing":
+        from runtime import images
+        from runtime.errors import NotFound
 
-    image_for_run(args.image, getattr(args, "pull", "missing"))
+        try:
+            images.resolve(args.image)
+            return   # the usual case, without the registry client's imports
+        except NotFound:
+            pass
+    from runtime.cli.registry_commands import image_for_run
+
+    image_for_run(args.image, policy)
 
 
 def cmd_create(args: argparse.Namespace) -> int:
