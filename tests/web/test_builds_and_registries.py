@@ -13,8 +13,6 @@ import asyncio
 import io
 import json
 import os
-import shutil
-import subprocess
 import tarfile
 import time
 from collections.abc import Callable, Iterator
@@ -37,7 +35,13 @@ from containers_app.models import (
 from containers_app.services import containers as container_services
 from containers_app.services import registries as registry_services
 from runtime import images, paths
-from tests.kernel.test_registry import _start_registry, _stop_registry, drop, moorage
+from tests.kernel.test_registry import (  # noqa: F401 (auth_registry is a fixture)
+    _start_registry,
+    _stop_registry,
+    auth_registry,
+    drop,
+    moorage,
+)
 from tests.web.test_streams import signed_in, socket_to
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
@@ -376,21 +380,11 @@ def test_creating_a_container_pulls_a_missing_image_for_an_operator(
             ContainerMirror.objects.filter(engine_id=cid).delete()
 
 
-@pytest.fixture(scope="module")
-def auth_registry() -> Iterator[str]:
-    tool = shutil.which("htpasswd")
-    if tool is None:
-        pytest.skip("htpasswd is not installed (apache2-utils)")
-    line = subprocess.run([tool, "-Bbn", "alice", "s3cret"], capture_output=True, text=True,
-                          check=True).stdout
-    reg = _start_registry(line)
-    yield reg.host
-    _stop_registry(reg)
 
 
 @pytest.mark.usefixtures("celery_worker", "busybox_image")
 def test_push_and_pull_use_the_entrys_credentials_and_wrong_ones_fail_clearly(
-    transactional_db: None, users: Any, auth_registry: str, wait_for_job: Callable[..., Job]
+    transactional_db: None, users: Any, auth_registry: str, wait_for_job: Callable[..., Job]  # noqa: F811
 ) -> None:
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w") as tar:

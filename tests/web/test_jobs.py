@@ -174,13 +174,13 @@ def test_mirror_shows_what_the_cli_does_within_two_seconds(
     assert actions[0] == "create" and actions[-1] == "destroy" and "die" in actions
 
 
-def rootfs_tarball(marker: str) -> io.BytesIO:
+def rootfs_tarball(marker: str, path: str = "etc/marker", mode: int = 0o644) -> io.BytesIO:
     """A one-file rootfs; the marker makes each image's layer (and id) its own."""
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w") as tar:
-        info = tarfile.TarInfo("etc/marker")
+        info = tarfile.TarInfo(path)
         payload = marker.encode()
-        info.size = len(payload)
+        info.size, info.mode = len(payload), mode
         tar.addfile(info, io.BytesIO(payload))
     data.seek(0)
     data.name = f"{marker}.tar"
@@ -265,27 +265,15 @@ def test_a_container_committed_to_an_image_belongs_to_its_team_and_can_be_remove
         images.resolve("red/snap:1")
 
 
-def setuid_tarball(marker: str) -> io.BytesIO:
-    """A rootfs with one setuid-root program, as an untrusted upload might carry."""
-    data = io.BytesIO()
-    with tarfile.open(fileobj=data, mode="w") as tar:
-        info = tarfile.TarInfo("bin/escalate")
-        payload = marker.encode()
-        info.size, info.mode, info.uid = len(payload), 0o4755, 0
-        tar.addfile(info, io.BytesIO(payload))
-    data.seek(0)
-    data.name = f"{marker}.tar"
-    return data
-
-
 @pytest.mark.usefixtures("celery_worker")
 def test_an_imported_setuid_file_keeps_its_bit_only_when_a_site_admin_uploaded_it(
     transactional_db: None, users, wait_for_job: Callable[..., Job]
 ) -> None:
     modes = {}
     for who, ref in ((users.operator, "suid/operator:1"), (users.site_admin, "suid/admin:1")):
+        setuid_program = rootfs_tarball(ref, "bin/escalate", 0o4755)
         job = wait_for_job(
-            image_services.import_tarball(who, users.team, setuid_tarball(ref), reference=ref)
+            image_services.import_tarball(who, users.team, setuid_program, reference=ref)
         )
         assert job.state == JobState.SUCCEEDED, job.report()
         (layer,) = images.resolve(ref).layer_dirs()

@@ -13,31 +13,16 @@ from typing import Any
 
 import pytest
 from channels.testing import WebsocketCommunicator
-from django.test import Client
 
 from containers_app.models import ItemState, JobItem
 from containers_app.services import containers as container_services
-from webui.asgi import application
+from tests.web.test_streams import signed_in, socket_to
 
 pytestmark = pytest.mark.usefixtures("transactional_db", "redis_server")
 
 # Stops on SIGTERM, two seconds after it (a trap runs once the current sleep returns).
 QUICK = ("sh", "-c", "trap 'sleep 2; exit 0' TERM; while :; do sleep 0.1; done")
 BUSY = ("sh", "-c", "while :; do :; done")
-
-
-def signed_in(user: Any) -> str:
-    client = Client()
-    client.force_login(user)
-    return client.cookies["sessionid"].value
-
-
-def socket_to(path: str, session: str | None, origin: bytes = b"http://localhost"
-              ) -> WebsocketCommunicator:
-    headers = [(b"origin", origin), (b"host", b"localhost")]
-    if session is not None:
-        headers.append((b"cookie", f"sessionid={session}".encode()))
-    return WebsocketCommunicator(application, path, headers=headers)
 
 
 async def next_json(ws: WebsocketCommunicator, timeout: float = 20) -> dict[str, Any]:
