@@ -88,6 +88,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["MOORAGE_ROOT"] = str(dirs.root)
     os.environ["MOORAGE_RUN"] = str(dirs.run)
     os.environ["MOORAGE_PREFIX"] = TEST_PREFIX
+    # docker.io images come from a closed loopback port: a missing image fails at once
+    # and no test sends a packet off the machine (port 9, discard, is not served here).
+    os.environ["MOORAGE_DOCKER_HUB"] = "127.0.0.1:9"
     # Links named mt-* (the leftover check finds them), on subnets a real engine on this
     # host does not use (its defaults are 10.203.0.0/16 and a pool in 10.208.0.0/12).
     os.environ["MOORAGE_LINK_PREFIX"] = "mt-"

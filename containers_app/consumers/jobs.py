@@ -117,6 +117,8 @@ class Publisher:
                     await layer.group_send(name, message)
             except (OSError, RedisError) as e:
                 log.warning("job progress push skipped: channel layer unreachable (%s)", e)
+            except Exception:  # noqa: BLE001 - one bad message must not end every later push
+                log.exception("job progress push to %s failed", name)
             finally:
                 if done is not None:
                     done.set_result(None)

@@ -10,6 +10,11 @@ hosts (``localhost``, ``127.0.0.0/8``, ``::1``) always, others when listed in
 ``MOORAGE_INSECURE_REGISTRIES`` (comma-separated ``host[:port]``) or in the
 ``insecure-registries`` list of the engine config file (``credentials.config_path()``).
 An insecure registry is still tried over HTTPS first, then plain HTTP.
+
+``MOORAGE_DOCKER_HUB`` (``host[:port]``) names the registry that serves ``docker.io``
+images in place of ``registry-1.docker.io``: a local copy of the images a class needs on
+a machine without internet, or, in the tests, a closed loopback port, so that a missing
+image never sends a packet off the machine. References keep saying ``docker.io``.
 """
 
 from __future__ import annotations
@@ -75,8 +80,15 @@ def is_insecure(domain: str) -> bool:
     return _is_loopback(domain) or domain.lower() in insecure_registries()
 
 
+def hub_host() -> str:
+    """Where ``docker.io`` images come from: Docker Hub, or ``MOORAGE_DOCKER_HUB``."""
+    return os.environ.get("MOORAGE_DOCKER_HUB", "").strip().lower() or HUB_HOST
+
+
 def endpoint(domain: str) -> Endpoint:
     """The endpoint serving ``domain`` (a reference's domain or a login SERVER)."""
     domain = server_domain(domain)
-    host = HUB_HOST if domain == HUB_DOMAIN else domain
-    return Endpoint(domain, host, is_insecure(domain))
+    if domain != HUB_DOMAIN:
+        return Endpoint(domain, domain, is_insecure(domain))
+    host = hub_host()
+    return Endpoint(domain, host, is_insecure(domain) or (host != HUB_HOST and is_insecure(host)))

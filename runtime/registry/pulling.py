@@ -109,8 +109,9 @@ def _pull_one(reg: Registry, ref: references.Reference, emit: Progress, *,
     """Pull one tag or digest; ``tell``: end with the ``Status:`` line (not for -a)."""
     shown = references.familiar(ref)
     wanted = ref.digest or ref.tag or references.DEFAULT_TAG
-    emit({"status": f"Pulling from {ref.path}", "id": wanted})
     top = manifests.fetch(reg, ref.path, wanted, shown)
+    # After the manifest, as docker: a missing image or registry gets only the error.
+    emit({"status": f"Pulling from {ref.path}", "id": wanted})
     image = top
     if top.is_list:
         image = manifests.fetch(reg, ref.path, manifests.pick(top, shown).digest, shown)

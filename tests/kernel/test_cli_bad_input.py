@@ -46,7 +46,6 @@ def taken(moorage) -> str:
 # ---------------------------------------------------------------- run and create: 125
 
 RUN_REFUSALS = {
-    "unknown image": (["nosuchimage", "true"], "Unable to find image 'nosuchimage:latest'"),
     "invalid name": (["--name", "bad name!", "busybox", "true"], "Invalid container name"),
     "memory that is not a size": (["-m", "12x", "busybox", "true"], "invalid size"),
     "memory below the minimum": (["-m", "4m", "busybox", "true"],
@@ -78,8 +77,23 @@ def test_run_refuses_bad_input_with_125_and_creates_nothing(moorage, case):
 
 def test_create_refuses_bad_input_with_125_and_creates_nothing(moorage):
     refused(moorage, ["create", "-m", "4m", "busybox", "true"], 125, "Minimum memory limit")
-    refused(moorage, ["create", "nosuchimage"], 125, "Unable to find image")
     assert snapshot(moorage) == []
+
+
+@pytest.mark.parametrize("verb", [["run"], ["run", "-d"], ["create"]])
+def test_an_unknown_image_is_looked_for_in_its_registry_then_refused_with_125(moorage, verb):
+    """Like docker: 'Unable to find image' locally, then the registry's error (here the
+    closed loopback port the tests put in place of Docker Hub), and nothing created."""
+    result = moorage(*verb, "nosuchimage", "true")
+    assert result.code == 125, result.err
+    lines = result.err.strip().splitlines()
+    assert lines[0] == "Unable to find image 'nosuchimage:latest' locally", result.err
+    assert len(lines) == 2 and lines[1].startswith("Error response from daemon:"), result.err
+    assert "refused" in lines[1].lower() and "Traceback" not in result.err
+    assert snapshot(moorage) == []
+    never = moorage(*verb, "--pull", "never", "nosuchimage", "true")
+    assert (never.code, never.err.strip()) == (
+        125, "Error response from daemon: No such image: nosuchimage:latest")
 
 
 def test_run_with_a_name_in_use_is_refused_with_125(moorage, taken):

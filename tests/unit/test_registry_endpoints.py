@@ -28,8 +28,22 @@ def test_a_blank_server_is_refused() -> None:
 def test_docker_hub_is_served_by_registry_1_over_https_only(
         monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     monkeypatch.setenv("MOORAGE_CONFIG", f"{tmp_path}/config.json")
+    monkeypatch.delenv("MOORAGE_DOCKER_HUB", raising=False)
     hub = endpoints.endpoint("docker.io")
     assert (hub.host, hub.insecure) == ("registry-1.docker.io", False)
+
+
+@pytest.mark.parametrize(("hub_host", "insecure"), [
+    ("127.0.0.1:9", True), ("Mirror.LAN:5000", False),
+])
+def test_moorage_docker_hub_serves_docker_io_from_another_registry(
+        hub_host: str, insecure: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.setenv("MOORAGE_CONFIG", f"{tmp_path}/config.json")
+    monkeypatch.delenv("MOORAGE_INSECURE_REGISTRIES", raising=False)
+    monkeypatch.setenv("MOORAGE_DOCKER_HUB", hub_host)
+    hub = endpoints.endpoint("docker.io")
+    assert (hub.domain, hub.host, hub.insecure) == ("docker.io", hub_host.lower(), insecure)
+    assert endpoints.endpoint("quay.io").host == "quay.io"
 
 
 @pytest.mark.parametrize(("domain", "insecure"), [
