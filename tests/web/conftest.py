@@ -392,3 +392,29 @@ def _wait_for_job(job: object, timeout: float = 60.0) -> object:
 def wait_for_job() -> Callable[..., object]:
     """``wait_for_job(job, timeout=60)``: poll until the worker finishes the job."""
     return _wait_for_job
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flushes_retry_deadlocks() -> Iterator[None]:
+    """On PostgreSQL, the TRUNCATE that ends a transactional test can deadlock with the
+    Celery worker's own writes (beat resyncs the mirror every second); PostgreSQL then
+    cancels one side. The flush is one transaction, rolled back when cancelled, so it is
+    tried again instead of failing the test (and the next one, which finds stale rows)."""
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown
+
+    def teardown(self: TransactionTestCase) -> None:
+        for attempt in range(5):
+            try:
+                original(self)
+                return
+            except Exception as e:  # noqa: BLE001 - CommandError wrapping the deadlock
+                causes = [e, e.__cause__, getattr(e.__cause__, "__cause__", None)]
+                if attempt == 4 or not any("deadlock detected" in str(c) for c in causes):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    TransactionTestCase._fixture_teardown = teardown
+    yield
+    TransactionTestCase._fixture_teardown = original
