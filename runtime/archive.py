@@ -263,10 +263,18 @@ class _Refused(Exception):
     pass
 
 
-class _Info(tarfile.TarInfo):
-    """Remembers why tarfile stopped reading headers: a zero block is a clean end."""
+# Why tarfile may stop reading headers at the end of a well-formed archive: a zero block.
+CLEAN_ENDS = (tarfile.EOFHeaderError, tarfile.EmptyHeaderError)  # type: ignore[attr-defined]
+
+
+class GuardedInfo(tarfile.TarInfo):
+    """The headers of an untrusted tar: an oversized one is refused with ``refusal``
+    before tarfile reads it into memory whole, and ``ended_by`` remembers why tarfile
+    stopped reading headers (``ended_cleanly``: a zero block, not a cut-off or garbage
+    header). Each reader uses its own subclass: ``ended_by`` lives on the class."""
 
     ended_by: Exception | None = None
+    refusal: type[Exception] = InvalidSpec
 
     @classmethod
     def fromtarfile(cls, tarfile_: tarfile.TarFile) -> Self:
@@ -276,10 +284,18 @@ class _Info(tarfile.TarInfo):
             cls.ended_by = e
             raise
 
+    @classmethod
+    def ended_cleanly(cls) -> bool:
+        return isinstance(cls.ended_by, CLEAN_ENDS)
+
     def _proc_member(self, tarfile_: tarfile.TarFile) -> Any:
         if (reason := oversized_header(self)) is not None:
-            raise _Refused(reason)
+            raise self.refusal(reason)
         return super()._proc_member(tarfile_)  # type: ignore[misc]
+
+
+class _Info(GuardedInfo):
+    refusal = _Refused
 
 
 def oversized_header(info: tarfile.TarInfo) -> str | None:
@@ -398,8 +414,7 @@ class _Unpacker:
                                "MOORAGE_MAX_ARCHIVE_ENTRIES to allow more")
             self.one(tf, member)
             tf.members = []  # type: ignore[attr-defined]  # stream mode keeps all headers
-        clean_ends = (tarfile.EOFHeaderError, tarfile.EmptyHeaderError)  # type: ignore[attr-defined]
-        if not isinstance(_Info.ended_by, clean_ends):
+        if not _Info.ended_cleanly():
             raise tarfile.ReadError(NOT_A_TAR)  # a cut-off or garbage header after the entries
         while stream.read(_CHUNK):
             pass  # drain the padding so the parent's digest covers the whole stream
@@ -585,7 +600,7 @@ def create(src_dir: Path, out: BinaryIO, *, overlay_whiteouts_to_oci: bool = Fal
 
 
 def _pack_dir(tf: tarfile.TarFile, real: str, arc: str, convert: bool) -> None:
-    if convert and _is_opaque(real):
+    if convert and is_opaque(real):
         tf.addfile(_empty_file(f"{arc}{OPAQUE}", os.lstat(real)))
     for name in sorted(os.listdir(real)):
         path, arcname = os.path.join(real, name), f"{arc}{name}"
@@ -613,7 +628,8 @@ def _pack_dir(tf: tarfile.TarFile, real: str, arc: str, convert: bool) -> None:
             _pack_dir(tf, path, arcname + "/", convert)
 
 
-def _is_opaque(path: str) -> bool:
+def is_opaque(path: str) -> bool:
+    """Whether overlayfs marked directory ``path`` opaque (it hides the lower ones)."""
     try:
         return os.getxattr(path, OVERLAY_OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError as e:

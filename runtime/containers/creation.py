@@ -22,45 +22,6 @@ from runtime.network import ports as net_ports
 from runtime.network import sandbox as net_sandbox
 from runtime.spec import ContainerSpec, validate
 
-HOSTS_HEADER = (
-    "127.0.0.1\tlocalhost\n"
-    "::1\tlocalhost ip6-localhost ip6-loopback\n"
-    "fe00::0\tip6-localnet\n"
-    "ff00::0\tip6-mcastprefix\n"
-    "ff02::1\tip6-allnodes\n"
-    "ff02::2\tip6-allrouters\n"
-)
-
-
-def resolv_conf(network_mode: str) -> str:
-    """The host's resolv.conf, without loopback resolvers a container cannot reach."""
-    try:
-        with open("/etc/resolv.conf") as f:
-            text = f.read()
-    except OSError:
-        text = ""
-    if network_mode == "host":
-        return text
-    lines = [line for line in text.splitlines()
-             if not (line.startswith("nameserver") and len(line.split()) > 1
-                     and (line.split()[1].startswith("127.") or line.split()[1] == "::1"))]
-    if not any(line.startswith("nameserver") for line in lines):
-        lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
-    return "\n".join(lines) + "\n"
-
-
-def hosts_file(network_mode: str, hostname: str, address: str | None = None) -> str:
-    if network_mode == "host":
-        try:
-            with open("/etc/hosts") as f:
-                return f.read()
-        except OSError:
-            return HOSTS_HEADER
-    text = HOSTS_HEADER
-    if address:
-        text += f"{address}\t{hostname}\n"
-    return text
-
 
 def create(spec: ContainerSpec) -> str:
     """Create a container; return its 64-hex id."""

@@ -11,11 +11,12 @@ Lookup by name, full id or unique id prefix lives here too.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime import paths
+from runtime import paths, state
 from runtime.errors import NameInUse, NotFound
 from runtime.spec import ContainerSpec
 from runtime.state import read_json, write_json
@@ -84,6 +85,16 @@ def ids() -> list[str]:
                 if len(e.name) == 64 and (Path(e.path) / "config.json").exists()]
     except FileNotFoundError:
         return []
+
+
+def records_and_states() -> Iterator[tuple[str, Record, state.State]]:
+    """(id, record, recorded state) of every stored container, in id order, as last
+    written (``views.reconcile`` checks liveness too); one removed meanwhile is skipped."""
+    for cid in sorted(ids()):
+        try:
+            yield cid, load(cid), state.load(paths.container(cid))
+        except (NotFound, OSError, ValueError):
+            continue
 
 
 def claim_name(name: str, cid: str) -> None:

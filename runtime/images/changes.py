@@ -91,13 +91,7 @@ def _walk(root: str, rel: str, lowers: list[str], skip: set[str], found: list[Ch
 def _deleted(path: str, st: os.stat_result) -> bool:
     if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
         return True
-    if stat.S_ISDIR(st.st_mode):
-        try:
-            return os.getxattr(path, packing.OPAQUE_XATTR, follow_symlinks=False) == b"y"
-        except OSError as e:
-            if e.errno not in (errno.ENODATA, errno.ENOTSUP):
-                raise
-    return False
+    return stat.S_ISDIR(st.st_mode) and packing.is_opaque(path)
 
 
 def _same_dir(a: os.stat_result, b: os.stat_result) -> bool:

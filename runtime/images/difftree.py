@@ -23,7 +23,7 @@ import stat
 from collections.abc import Collection
 
 from runtime.errors import KernelError
-from runtime.images.packing import OPAQUE_XATTR
+from runtime.images.packing import OPAQUE_XATTR, is_opaque
 
 _CHUNK = 1 << 30  # copy_file_range may stop short; loop until the whole size is copied
 
@@ -33,7 +33,7 @@ def copy_tree(src: str, dest: str, exclude: Collection[str] = ()) -> int:
     regular files copied (each hard-linked file once), like ``archive.extract``."""
     copier = _Copier(exclude)
     try:
-        if _opaque(src):
+        if is_opaque(src):
             os.setxattr(dest, OPAQUE_XATTR, b"y")
         copier.children(src, dest, "")
         for path, st in copier.dirs:  # children before parents: their entries touch mtimes
@@ -70,7 +70,7 @@ class _Copier:
             self.size += _copy_file(src, dest, st.st_size)
         elif stat.S_ISDIR(mode):
             os.mkdir(dest, 0o700)
-            if _opaque(src):
+            if is_opaque(src):
                 os.setxattr(dest, OPAQUE_XATTR, b"y")
             self.children(src, dest, rel)
         elif stat.S_ISLNK(mode):
@@ -123,15 +123,6 @@ def _copy_file(src: str, dest: str, size: int) -> int:
             os.close(fd_out)
     finally:
         os.close(fd_in)
-
-
-def _opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
-    except OSError as e:
-        if e.errno in (errno.ENODATA, errno.ENOTSUP):
-            return False
-        raise
 
 
 def _xattrs(path: str) -> list[str]:

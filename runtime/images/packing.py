@@ -19,9 +19,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from runtime.archive import OVERLAY_OPAQUE_XATTR, is_opaque
+
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
-OPAQUE_XATTR = "trusted.overlay.opaque"
+OPAQUE_XATTR = OVERLAY_OPAQUE_XATTR
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def excluded_dirs(root: str, exclude: Collection[str]) -> set[str]:
 
 
 def _pack_children(tf: tarfile.TarFile, real: str, arc: str, rel: str, opts: Options) -> None:
-    if opts.oci_whiteouts and _is_opaque(real):
+    if opts.oci_whiteouts and is_opaque(real):
         tf.addfile(_marker(f"{arc}{OPAQUE}", os.lstat(real), opts))
     for name in sorted(os.listdir(real)):
         path, arcname, relname = os.path.join(real, name), f"{arc}{name}", f"{rel}{name}"
@@ -128,15 +130,6 @@ def _xattrs(path: str) -> dict[str, str]:
         for name in sorted(names)
         if name.startswith("user.") or name == "security.capability"
     }
-
-
-def _is_opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
-    except OSError as e:
-        if e.errno in (errno.ENODATA, errno.ENOTSUP):
-            return False
-        raise
 
 
 def _marker(name: str, st: os.stat_result, opts: Options) -> tarfile.TarInfo:

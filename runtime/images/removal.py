@@ -48,16 +48,9 @@ def _short(image_id: str) -> str:
 
 def _users(image_id: str) -> list[tuple[str, bool]]:
     """(container id, running) for every container made from ``image_id``."""
-    users = []
-    for cid in sorted(containers_store.ids()):
-        try:
-            record = containers_store.load(cid)
-            st = state.load(paths.container(cid))
-        except (NotFound, OSError, ValueError):
-            continue
-        if record.image_id == image_id:
-            users.append((cid, st.status in state.ACTIVE))
-    return users
+    return [(cid, st.status in state.ACTIVE)
+            for cid, record, st in containers_store.records_and_states()
+            if record.image_id == image_id]
 
 
 def _refs(image_id: str) -> list[str]:

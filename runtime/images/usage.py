@@ -124,12 +124,7 @@ class DiskUsage:
 def disk_usage() -> DiskUsage:
     """What ``system df`` reports: images, containers, local volumes (no build cache)."""
     containers = []
-    for cid in sorted(containers_store.ids()):
-        try:
-            record = containers_store.load(cid)
-            st = state.load(paths.container(cid))
-        except (NotFound, OSError, ValueError):
-            continue
+    for cid, record, st in containers_store.records_and_states():
         mounts = [m for m in record.extra.get("mounts", []) if m.get("Type") == "volume"]
         containers.append(ContainerUsage(record, st.status,
                                          dir_size(str(paths.container(cid) / "upper")),

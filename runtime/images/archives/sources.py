@@ -15,9 +15,9 @@ import posixpath
 import tarfile
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Protocol, cast, runtime_checkable
+from typing import IO, BinaryIO, Protocol, cast, runtime_checkable
 
-from runtime.archive import NOT_A_TAR, oversized_header
+from runtime.archive import NOT_A_TAR, GuardedInfo
 from runtime.errors import InvalidSpec, KernelError
 
 MAX_METADATA = 16 << 20  # manifest.json, index.json, configs, manifests: bytes, not layers
@@ -66,26 +66,8 @@ def read_small(source: Source, name: str, what: str) -> bytes:
         return f.read(MAX_METADATA + 1)[:MAX_METADATA]
 
 
-class _Info(tarfile.TarInfo):
-    """Remembers why tarfile stopped reading headers: only a zero block is a clean end."""
-
-    ended_by: Exception | None = None
-
-    @classmethod
-    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> _Info:
-        try:
-            return super().fromtarfile(tarfile_)
-        except tarfile.HeaderError as e:
-            cls.ended_by = e
-            raise
-
-    def _proc_member(self, tarfile_: tarfile.TarFile) -> Any:
-        if (reason := oversized_header(self)) is not None:
-            raise InvalidSpec(reason)  # tarfile would read it into memory whole
-        return super()._proc_member(tarfile_)  # type: ignore[misc]
-
-
-_CLEAN_ENDS = (tarfile.EOFHeaderError, tarfile.EmptyHeaderError)  # type: ignore[attr-defined]
+class _Info(GuardedInfo):
+    pass   # its own ended_by; refusals are InvalidSpec
 
 
 class TarSource:
@@ -100,7 +82,7 @@ class TarSource:
                 name = posixpath.normpath(member.name.lstrip("/")) if member.name else ""
                 if name and name != ".":
                     self._members[name] = member
-            if not isinstance(_Info.ended_by, _CLEAN_ENDS):
+            if not _Info.ended_cleanly():
                 raise tarfile.ReadError(NOT_A_TAR)  # cut off, or garbage after the entries
         except (tarfile.TarError, EOFError) as e:
             raise InvalidSpec(NOT_A_TAR) from e
