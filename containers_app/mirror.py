@@ -16,11 +16,8 @@ refreshed since: a row a task wrote after the listing began is newer than the li
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
-from types import ModuleType
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -37,8 +34,10 @@ from containers_app.models import (
 )
 from runtime import containers as engine_containers
 from runtime import images as engine_images
+from runtime import volumes as engine_volumes
 from runtime.errors import NotFound
 from runtime.images import config as image_config
+from runtime.network import verbs as network_verbs
 
 log = logging.getLogger(__name__)
 
@@ -285,24 +284,8 @@ def claim(
     model.objects.filter(**key).update(team=team)
 
 
-def _optional(module: str) -> ModuleType | None:
-    """A runtime package other engineers are still writing: use it once it is there."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
-
-
-def _network_lister() -> Callable[[], list[Any]] | None:
-    verbs = _optional("runtime.network.verbs")
-    return getattr(verbs, "list_networks", None) if verbs else None
-
-
 def sync_networks() -> int:
-    lister = _network_lister()
-    if lister is None:
-        return 0
-    listed = lister()
+    listed = network_verbs.list_networks()
     team_ids = set(Team.objects.values_list("pk", flat=True))
     rows = {r.engine_id: r for r in NetworkMirror.objects.filter(host=HOST)}
     changed = 0
@@ -330,20 +313,8 @@ def sync_networks() -> int:
     return changed
 
 
-def _volume_lister() -> Callable[[], list[Any]] | None:
-    for module in ("runtime.volumes", "runtime.volumes.store"):
-        found = _optional(module)
-        lister = getattr(found, "list_volumes", None) if found else None
-        if lister is not None:
-            return lister
-    return None
-
-
 def sync_volumes() -> int:
-    lister = _volume_lister()
-    if lister is None:
-        return 0
-    listed = lister()
+    listed = engine_volumes.list_volumes()
     team_ids = set(Team.objects.values_list("pk", flat=True))
     rows = {r.name: r for r in VolumeMirror.objects.filter(host=HOST)}
     changed = 0

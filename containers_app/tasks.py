@@ -42,26 +42,14 @@ from containers_app.models import (
 )
 from containers_app.services import builds, registries
 from runtime import containers, images
+from runtime import volumes as engine_volumes
 from runtime.errors import MoorageError
+from runtime.images import commit as image_commit
+from runtime.images import removal as image_removal
+from runtime.network import verbs as network_verbs
 from runtime.spec import ContainerSpec
 
 log = logging.getLogger(__name__)
-
-
-class Unsupported(MoorageError):
-    """The engine in this checkout does not offer the verb yet."""
-
-
-def _engine_verb(module: str, *names: str) -> Callable[..., Any]:
-    """A runtime function other engineers may still be adding (commit, rmi, volumes)."""
-    import importlib
-
-    with contextlib.suppress(ImportError):
-        found = importlib.import_module(module)
-        for name in names:
-            if callable(getattr(found, name, None)):
-                return getattr(found, name)
-    raise Unsupported(f"This engine cannot do {names[0]} yet.")
 
 
 # --- one function per job verb: each calls one runtime function --------------------
@@ -113,8 +101,7 @@ def _create(item: JobItem, options: dict[str, Any]) -> str:
 
 
 def _commit(item: JobItem, options: dict[str, Any]) -> str:
-    commit = _engine_verb("runtime.images.commit", "commit")
-    made = commit(
+    made = image_commit.commit(
         item.target,
         item.options.get("reference") or None,
         message=item.options.get("message", ""),
@@ -129,8 +116,7 @@ def _image_tag(item: JobItem, options: dict[str, Any]) -> str:
 
 
 def _image_remove(item: JobItem, options: dict[str, Any]) -> str:
-    remove = _engine_verb("runtime.images.removal", "remove")
-    records = remove(item.target, force=bool(options.get("force")))
+    records = image_removal.remove(item.target, force=bool(options.get("force")))
     return "; ".join(str(r) for r in records)
 
 
@@ -151,22 +137,20 @@ def _image_import(item: JobItem, options: dict[str, Any]) -> str:
 
 
 def _network_create(item: JobItem, options: dict[str, Any]) -> str:
-    create = _engine_verb("runtime.network.verbs", "create")
-    return str(create(**item.options).id)
+    return str(network_verbs.create(**item.options).id)
 
 
 def _network_remove(item: JobItem, options: dict[str, Any]) -> str:
-    _engine_verb("runtime.network.verbs", "remove")(item.target)
+    network_verbs.remove(item.target)
     return item.target
 
 
 def _volume_create(item: JobItem, options: dict[str, Any]) -> str:
-    create = _engine_verb("runtime.volumes", "create")
-    return str(create(**item.options).name)
+    return str(engine_volumes.create(**item.options).name)
 
 
 def _volume_remove(item: JobItem, options: dict[str, Any]) -> str:
-    _engine_verb("runtime.volumes", "remove")(item.target, force=bool(options.get("force")))
+    engine_volumes.remove(item.target, force=bool(options.get("force")))
     return item.target
 
 

@@ -1,15 +1,12 @@
 """Networks and volumes: list, create, remove, inspect, and which containers use them.
 
-The services for them exist only once the engine has the verbs (runtime.network,
-runtime.volumes); until then each page says plainly that the feature is not available,
-with status 501, instead of failing.
+One set of views serves both kinds: ``KINDS`` names each kind's form, permission verbs
+and pages, ``SERVICES`` its service module (the same functions for both).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-from types import ModuleType
 from typing import Any
 
 from django.contrib import messages
@@ -20,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from containers_app import permissions
 from containers_app.forms import NetworkCreateForm, VolumeCreateForm
-from containers_app.services import audit
+from containers_app.services import audit, networks, volumes
 from containers_app.views.choices import chosen_team, team_choices
 from containers_app.views.paging import page_of
 from runtime.errors import NotFound
@@ -39,31 +36,11 @@ KINDS: dict[str, dict[str, Any]] = {
         "remove": "volume.remove",
     },
 }
-
-
-def _service(kind: str) -> ModuleType | None:
-    name = f"containers_app.services.{KINDS[kind]['plural']}"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name != name:  # the service exists but is broken: that is a bug, show it
-            raise
-        return None
-
-
-def _unavailable(request: HttpRequest, kind: str) -> HttpResponse:
-    return render(
-        request,
-        "storage/unavailable.html",
-        {"kind": kind, "plural": KINDS[kind]["plural"]},
-        status=501,
-    )
+SERVICES: dict[str, Any] = {"network": networks, "volume": volumes}
 
 
 def _list(request: HttpRequest, kind: str) -> HttpResponse:
-    service = _service(kind)
-    if service is None:
-        return _unavailable(request, kind)
+    service = SERVICES[kind]
     q = request.GET.get("q", "").strip()[:200]
     return render(
         request,
@@ -79,9 +56,7 @@ def _list(request: HttpRequest, kind: str) -> HttpResponse:
 
 
 def _create(request: HttpRequest, kind: str) -> HttpResponse:
-    service = _service(kind)
-    if service is None:
-        return _unavailable(request, kind)
+    service = SERVICES[kind]
     form_class: Any = KINDS[kind]["form"]
     choices = team_choices(request, KINDS[kind]["create"])
     if request.method == "POST":
@@ -117,9 +92,7 @@ def _create(request: HttpRequest, kind: str) -> HttpResponse:
 
 
 def _remove(request: HttpRequest, kind: str) -> HttpResponse:
-    service = _service(kind)
-    if service is None:
-        return _unavailable(request, kind)
+    service = SERVICES[kind]
     refs = [r for r in request.POST.getlist("ids") if r.strip()]
     if not refs:
         messages.error(request, f"Select at least one {kind}.")
@@ -130,9 +103,7 @@ def _remove(request: HttpRequest, kind: str) -> HttpResponse:
 
 
 def _detail(request: HttpRequest, kind: str, ref: str) -> HttpResponse:
-    service = _service(kind)
-    if service is None:
-        return _unavailable(request, kind)
+    service = SERVICES[kind]
     obj = service.get(request.user, ref)
     try:
         document = service.inspect(request.user, obj)
