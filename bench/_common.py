@@ -1,15 +1,19 @@
-"""Shared pieces of the benchmarks: timing, statistics, memory, daemons, clean-up.
+"""Shared pieces of the benchmarks: timing, statistics, memory, daemons, the run's frame.
 
 Kernel interfaces: ``/proc/<pid>/smaps_rollup`` (RSS and PSS), ``/proc/self/mountinfo``
-(to find mounts left under the bench's work directory) and ``umount(8)`` to lift them.
+(to find mounts left under the bench's work directory), ``umount(8)`` to lift them, and
+``rmdir(2)`` on cgroupfs for the cgroup parents the engines made during the run.
 
-Owns nothing on disk by itself; every path it removes is handed to it by a benchmark,
-which owns a private work directory. It never ends a process it was not given the pid of,
-and never removes a directory that still has a mount under it.
+Owns ``bench/results/<name>.md`` (the reports). Every other path it removes is handed to
+it by a benchmark, which owns a private work directory, or is one of HOST_PATHS that the
+engines created during the run (absent in ``host_snapshot()`` at the start). It never ends
+a process it was not given the pid of, and never removes a directory that still has a
+mount under it.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import signal
@@ -18,11 +22,21 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn, Protocol, TypeVar
 
+BENCH_DIR = Path(__file__).resolve().parent
 COMMAND_TIMEOUT = 120.0
+DOCKER_CGROUP_PARENT = "moorage-bench-docker"
+# Paths outside the work directory that podman, containerd and dockerd create whatever
+# their flags say; removed at the end only if absent at the start.
+HOST_PATHS = ["/run/containerd", "/run/docker", "/run/runc", "/run/containers", "/run/libpod",
+              "/var/lib/containers", "/etc/cni/net.d/cni.lock", "/etc/containers/networks",
+              "/etc/docker/key.json"]
+CGROUP_PARENTS = ["libpod_parent", DOCKER_CGROUP_PARENT]
+T = TypeVar("T")
 
 
 class BenchError(RuntimeError):
@@ -77,10 +91,14 @@ class Stats:
     @classmethod
     def of(cls, samples: Sequence[float]) -> Stats:
         ordered = sorted(samples)
-        # Nearest-rank p90: the smallest sample with at least 90% of samples at or below.
-        rank = max(1, -(-9 * len(ordered) // 10))
-        return cls(len(ordered), statistics.median(ordered), ordered[rank - 1],
+        return cls(len(ordered), statistics.median(ordered), percentile(ordered, 90),
                    ordered[0], ordered[-1])
+
+
+def percentile(samples: Sequence[float], pct: int) -> float:
+    """Nearest-rank percentile: the smallest sample with pct% of samples at or below it."""
+    ordered = sorted(samples)
+    return ordered[max(1, -(-pct * len(ordered) // 100)) - 1]
 
 
 def ms(seconds: float) -> str:
@@ -149,6 +167,26 @@ def parent_of(pid: int) -> int:
 
 
 # ---------------------------------------------------------------- daemons
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel's pick)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(what: str, ready: Callable[[], bool], process: subprocess.Popen[bytes],
+               timeout: float = 60.0) -> None:
+    """Poll ``ready()`` until it holds, failing early if ``process`` dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"{what} exited {process.returncode} while starting")
+        if ready():
+            return
+        time.sleep(0.1)
+    raise BenchError(f"{what} was not ready within {timeout:.0f}s")
 
 
 def wait_for_socket(path: Path, process: subprocess.Popen[bytes], what: str,
@@ -233,3 +271,121 @@ def copy_tree(source: Path, target: Path) -> None:
     """cp -a, which keeps device nodes, owners, hard links and xattrs as the layer has them."""
     target.mkdir(parents=True, exist_ok=True)
     run(["cp", "-a", f"{source}/.", f"{target}/"])
+
+
+# ---------------------------------------------------------------- the frame of a run
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def claim_workdir(script: str, workdir: Path, *, root_because: str = "",
+                  crash_hint: bool = False) -> Path | None:
+    """The checks before a bench touches anything: root, and a work directory that no
+    other run holds. Prints why and returns None when the bench must not start.
+
+    From here on SIGTERM unwinds like Ctrl-C, so the bench's clean-up runs either way.
+    """
+    if os.geteuid() != 0:
+        because = f" ({root_because})" if root_because else ""
+        print(f"{script} needs root{because}", file=sys.stderr)
+        return None
+    work = workdir.resolve()
+    if work.exists():
+        hint = "; remove it once nothing is mounted under it" if crash_hint else ""
+        print(f"{work} exists: another bench running, or one that crashed{hint}",
+              file=sys.stderr)
+        return None
+    signal.signal(signal.SIGTERM, _interrupt)
+    return work
+
+
+def rotate(items: Sequence[T], rnd: int) -> list[T]:
+    """Round ``rnd``'s order: no engine always runs right after the same other one."""
+    k = rnd % len(items)
+    return [*items[k:], *items[:k]]
+
+
+def host_snapshot() -> set[str]:
+    """Which HOST_PATHS and engine cgroup parents exist before the engines start."""
+    present = {p for p in HOST_PATHS if os.path.lexists(p)}
+    for parent in CGROUP_PARENTS:
+        present.update(glob.glob(f"/sys/fs/cgroup/*/{parent}"))
+    return present
+
+
+def restore_host(before: set[str]) -> None:
+    """Remove the HOST_PATHS and cgroup parents that were not in ``before``."""
+    for parent in CGROUP_PARENTS:
+        for top in glob.glob(f"/sys/fs/cgroup/*/{parent}"):
+            if top in before:
+                continue
+            # cgroup directories go with rmdir, children first; files inside are virtual.
+            for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+                try:
+                    os.rmdir(dirpath)
+                except OSError as e:
+                    log(f"could not remove cgroup {dirpath}: {e}")
+    for path in HOST_PATHS:
+        if path not in before and os.path.lexists(path):
+            if os.path.isdir(path) and not os.path.islink(path):
+                try:
+                    remove_tree(Path(path))
+                except (BenchError, OSError) as e:
+                    log(f"could not remove {path}: {e}")
+            else:
+                os.unlink(path)
+
+
+class Cleanable(Protocol):
+    @property
+    def name(self) -> str: ...
+    def cleanup(self) -> None: ...
+
+
+def clean_up(engines: Iterable[Cleanable]) -> None:
+    """``cleanup()`` of each, in the order given; one that fails is logged, not fatal."""
+    for engine in engines:
+        try:
+            engine.cleanup()
+        except (BenchError, OSError) as e:
+            log(f"clean-up of {engine.name} failed: {e}")
+
+
+def release_workdir(work: Path, before: set[str]) -> None:
+    """Lift the mounts left under ``work``, remove it, and restore the host paths."""
+    left = unmount_all_under(work)
+    if left:
+        log(f"unmounted leftovers: {left}")
+    remove_tree(work)
+    restore_host(before)
+
+
+def tear_down(work: Path, before: set[str], engines: Sequence[Cleanable]) -> None:
+    """The end of every run: the engines in reverse order of set-up, then the work dir."""
+    log("cleaning up")
+    clean_up(reversed(engines))
+    release_workdir(work, before)
+
+
+def write_report(name: str, text: str) -> Path:
+    """Write the report to bench/results/<name>.md and print it."""
+    out = BENCH_DIR / "results" / f"{name}.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(text)
+    print(text)
+    return out
+
+
+def run_main(main: Callable[[list[str]], int]) -> NoReturn:
+    """Exit with ``main``'s status; an interrupt or a failed step ends in one line, after
+    ``main``'s own clean-up has run (130 for an interrupt, 1 for a failure)."""
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        print("interrupted; what the bench started has been cleaned up", file=sys.stderr)
+        sys.exit(130)
+    except BenchError as e:
+        print(f"bench failed (after cleaning up): {e}", file=sys.stderr)
+        sys.exit(1)

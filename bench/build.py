@@ -19,35 +19,26 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import platform
-import signal
 import sys
 import time
 from pathlib import Path
 
 from _common import (
-    BenchError,
     Stats,
+    claim_workdir,
     ensure_packages,
+    host_snapshot,
     log,
     markdown_table,
     ms,
-    remove_tree,
+    rotate,
+    tear_down,
     timed,
-    unmount_all_under,
+    write_report,
 )
-from run_start import (
-    IMAGE,
-    PACKAGES,
-    Docker,
-    Moorage,
-    host_snapshot,
-    prepare_rootfs,
-    restore_host,
-)
+from run_start import IMAGE, PACKAGES, Docker, Moorage, prepare_rootfs
 
-BENCH_DIR = Path(__file__).resolve().parent
 DOCKERFILE = """\
 FROM {base}
 ENV APP=/app
@@ -71,24 +62,15 @@ def make_context(directory: Path, base: str) -> Path:
     return directory
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed rounds per engine (5)")
     parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/moorage-bench-build"))
     parser.add_argument("--skip", action="append", default=[], choices=["docker"])
     args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        print("build.py needs root", file=sys.stderr)
+    work = claim_workdir("build.py", args.workdir)
+    if work is None:
         return 1
-    work: Path = args.workdir.resolve()
-    if work.exists():
-        print(f"{work} exists: another bench running, or one that crashed", file=sys.stderr)
-        return 1
-    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     if "docker" not in args.skip:
         ensure_packages(PACKAGES["docker"])
@@ -115,27 +97,14 @@ def main(argv: list[str]) -> int:
             versions["docker"] = docker.version()
         names = list(prefixes)
         for rnd in range(args.runs):
-            order = names[rnd % len(names):] + names[:rnd % len(names)]
-            for name in order:
+            for name in rotate(names, rnd):
                 for kind, extra in (("cold", ["--no-cache"]), ("cached", [])):
                     cmd = [*prefixes[name], "build", "--network", "none", "-t", "app", *extra,
                            str(contexts[name])]
                     samples.setdefault((name, kind), []).append(timed(cmd, env=envs[name]))
             log(f"{rnd + 1}/{args.runs} rounds done")
     finally:
-        log("cleaning up")
-        for engine in (docker, moorage):
-            if engine is None:
-                continue
-            try:
-                engine.cleanup()
-            except (BenchError, OSError) as e:
-                log(f"clean-up of {engine.name} failed: {e}")
-        left = unmount_all_under(work)
-        if left:
-            log(f"unmounted leftovers: {left}")
-        remove_tree(work)
-        restore_host(before)
+        tear_down(work, before, [e for e in (moorage, docker) if e is not None])
     rows = []
     for kind in ("cold", "cached"):
         for name in prefixes:
@@ -147,10 +116,7 @@ def main(argv: list[str]) -> int:
             f"{args.runs} rounds, {time.monotonic() - started:.0f} s in all\n\n"
             + markdown_table(["command", "median", "p90", "min"], rows) + "\n\n"
             + "\n".join(f"- {name}: {version}" for name, version in versions.items()) + "\n")
-    out = BENCH_DIR / "results" / "build.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(text)
-    print(text)
+    write_report("build", text)
     return 0
 
 

@@ -26,35 +26,25 @@ import argparse
 import datetime
 import os
 import platform
-import signal
-import sys
 import time
 from pathlib import Path
 
 from _common import (
-    BenchError,
     Stats,
+    claim_workdir,
     ensure_packages,
+    host_snapshot,
     log,
     markdown_table,
-    remove_tree,
+    rotate,
     run,
+    run_main,
+    tear_down,
     timed,
-    unmount_all_under,
+    write_report,
 )
-from run_start import (
-    IMAGE,
-    PACKAGES,
-    ULIMITS,
-    Docker,
-    Moorage,
-    Podman,
-    host_snapshot,
-    prepare_rootfs,
-    restore_host,
-)
+from run_start import IMAGE, PACKAGES, ULIMITS, Docker, Moorage, Podman, set_up_engines
 
-BENCH_DIR = Path(__file__).resolve().parent
 FILE_MB = 4
 COMMITTED = "bench-committed"
 
@@ -90,10 +80,6 @@ class Committer:
         run(["sync"])
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed rounds per engine (5)")
@@ -102,14 +88,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/moorage-bench-commit"))
     parser.add_argument("--skip", action="append", default=[], choices=["podman", "docker"])
     args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        print("commit.py needs root", file=sys.stderr)
+    work = claim_workdir("commit.py", args.workdir)
+    if work is None:
         return 1
-    work: Path = args.workdir.resolve()
-    if work.exists():
-        print(f"{work} exists: another bench running, or one that crashed", file=sys.stderr)
-        return 1
-    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     load_at_start = f"{os.getloadavg()[0]:.2f}"
     others = [name for name in ("podman", "docker") if name not in args.skip]
@@ -124,19 +105,14 @@ def main(argv: list[str]) -> int:
     samples: dict[str, list[float]] = {}
     script = writer_script(args.size_mb)
     try:
-        log("bootstrapping busybox in a private MOORAGE_ROOT")
-        rootfs, tarball = prepare_rootfs(work, moorage.bootstrap())
-        for engine in engines:
-            log(f"setting up {engine.name}")
-            engine.setup(rootfs, tarball)
+        set_up_engines(work, moorage, engines)
         committers.append(Committer("moorage", moorage.cli, "busybox", [], moorage.env))
         for engine in engines[1:]:
             committers.append(Committer(
                 engine.name, engine.base, IMAGE, ULIMITS if engine.name == "podman" else [],
                 getattr(engine, "env", None)))
         for rnd in range(args.warmup + args.runs):
-            order = committers[rnd % len(committers):] + committers[:rnd % len(committers)]
-            for c in order:
+            for c in rotate(committers, rnd):
                 container = c.prepare(rnd, script)
                 elapsed = c.commit(container, rnd)
                 c.clean(container, rnd)
@@ -145,24 +121,11 @@ def main(argv: list[str]) -> int:
             log(f"{rnd + 1}/{args.warmup + args.runs} rounds done")
         versions = {e.name: e.version() for e in engines}
     finally:
-        log("cleaning up")
-        for engine in reversed(engines):
-            try:
-                engine.cleanup()
-            except (BenchError, OSError) as e:
-                log(f"clean-up of {engine.name} failed: {e}")
-        left = unmount_all_under(work)
-        if left:
-            log(f"unmounted leftovers: {left}")
-        remove_tree(work)
-        restore_host(before)
+        tear_down(work, before, engines)
     load = (load_at_start, f"{os.getloadavg()[0]:.2f}")
     text = report([c.name for c in committers], samples, versions, args,
                   time.monotonic() - started, load)
-    out = BENCH_DIR / "results" / "commit.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(text)
-    print(text)
+    write_report("commit", text)
     return 0
 
 
@@ -199,11 +162,4 @@ def report(names: list[str], samples: dict[str, list[float]], versions: dict[str
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except KeyboardInterrupt:
-        print("interrupted; what the bench started has been cleaned up", file=sys.stderr)
-        sys.exit(130)
-    except BenchError as e:
-        print(f"bench failed (after cleaning up): {e}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main)

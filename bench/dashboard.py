@@ -35,7 +35,6 @@ import datetime
 import os
 import platform
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -45,46 +44,29 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    BENCH_DIR,
     BenchError,
     Stats,
+    claim_workdir,
     ensure_packages,
+    free_port,
+    host_snapshot,
     log,
     markdown_table,
-    remove_tree,
+    percentile,
+    rotate,
     run,
+    run_main,
     stop_process,
-    unmount_all_under,
+    tear_down,
     version_of,
+    wait_until,
+    write_report,
 )
-from run_start import IMAGE, PACKAGES, Docker, Moorage, host_snapshot, prepare_rootfs, restore_host
+from run_start import IMAGE, PACKAGES, Docker, Moorage, prepare_rootfs
 
-BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 TEAMS = ["red", "blue", "green", "yellow"]   # rows go round-robin to these and to global
-
-
-def percentile(samples: list[float], pct: int) -> float:
-    """Nearest-rank percentile: the smallest sample with pct% of samples at or below it."""
-    ordered = sorted(samples)
-    return ordered[max(1, -(-pct * len(ordered) // 100)) - 1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(what: str, ready: Any, process: subprocess.Popen[bytes],
-               timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchError(f"{what} exited {process.returncode} while starting")
-        if ready():
-            return
-        time.sleep(0.1)
-    raise BenchError(f"{what} was not ready within {timeout:.0f}s")
 
 
 # ---------------------------------------------------------------- Django, redis, Celery
@@ -167,6 +149,8 @@ def bench_page(people: People, requests: int, warmup: int) -> dict[str, tuple[li
 class Backend:
     """A private redis-server and a real Celery worker against the bench's database."""
 
+    name = "worker and redis"   # in clean-up messages
+
     def __init__(self, work: Path, engine_env: dict[str, str]) -> None:
         self.work = work
         self.port = free_port()
@@ -208,7 +192,7 @@ class Backend:
         wait_until("celery worker", lambda: bool(app.control.ping(timeout=0.5)), self.worker,
                    timeout=90)
 
-    def stop(self) -> None:
+    def cleanup(self) -> None:
         if self.worker:
             stop_process(self.worker, "celery worker")
             tail = (self.work / "worker.log").read_text(errors="replace")[-3000:]
@@ -295,8 +279,7 @@ class DockerBulk:
 def bench_bulk(engines: list[Any], rounds: int, count: int) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {e.name: [] for e in engines}
     for rnd in range(rounds):
-        k = rnd % len(engines)
-        for engine in engines[k:] + engines[:k]:
+        for engine in rotate(engines, rnd):
             ids = engine.start(count)
             elapsed = engine.remove(ids)
             samples[engine.name].append(elapsed)
@@ -361,10 +344,6 @@ def report(page: dict[str, tuple[list[float], int]], bulk: dict[str, list[float]
     return "\n".join(lines)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1000, help="mirrored containers (1000)")
@@ -375,15 +354,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/moorage-bench-dashboard"))
     parser.add_argument("--skip", action="append", default=[], choices=["docker"])
     args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        print("dashboard.py needs root (its worker runs containers)", file=sys.stderr)
+    work = claim_workdir("dashboard.py", args.workdir,
+                         root_because="its worker runs containers", crash_hint=True)
+    if work is None:
         return 1
-    work: Path = args.workdir.resolve()
-    if work.exists():
-        print(f"{work} exists: another bench running, or one that crashed; "
-              f"remove it once nothing is mounted under it", file=sys.stderr)
-        return 1
-    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     load_at_start = f"{os.getloadavg()[0]:.2f}"
     needed = {"/usr/bin/redis-server": "redis-server"}
@@ -423,36 +397,13 @@ def main(argv: list[str]) -> int:
             log(f"bulk remove of {args.containers} containers, {args.rounds} rounds")
             bulk = bench_bulk(bulk_engines, args.rounds, args.containers)
     finally:
-        log("cleaning up")
-        for what, step in (("worker and redis", backend.stop),
-                           ("docker", docker.cleanup if docker else None),
-                           ("moorage", moorage.cleanup)):
-            try:
-                if step:
-                    step()
-            except (BenchError, OSError) as e:
-                log(f"clean-up of {what} failed: {e}")
-        left = unmount_all_under(work)
-        if left:
-            log(f"unmounted leftovers: {left}")
-        remove_tree(work)
-        restore_host(before)
+        tear_down(work, before, [e for e in (moorage, docker, backend) if e is not None])
     load = (load_at_start, f"{os.getloadavg()[0]:.2f}")
     text = report(page, bulk, bulk_engines, versions, args, time.monotonic() - started, load)
-    out = BENCH_DIR / "results" / "dashboard.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(text)
-    print(text)
+    out = write_report("dashboard", text)
     log(f"written to {out}; total {time.monotonic() - started:.0f}s")
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except KeyboardInterrupt:
-        print("interrupted; what the bench started has been cleaned up", file=sys.stderr)
-        sys.exit(130)
-    except BenchError as e:
-        print(f"bench failed (after cleaning up): {e}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main)

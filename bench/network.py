@@ -37,24 +37,26 @@ import ipaddress
 import json
 import os
 import platform
-import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from _common import (
     BenchError,
     Stats,
+    claim_workdir,
     ensure_packages,
+    host_snapshot,
     log,
     markdown_table,
     ms,
-    remove_tree,
+    rotate,
     run,
+    run_main,
+    tear_down,
     timed,
-    unmount_all_under,
+    write_report,
 )
 from run_start import (
     IMAGE,
@@ -63,12 +65,10 @@ from run_start import (
     Docker,
     Moorage,
     Podman,
-    host_snapshot,
-    prepare_rootfs,
-    restore_host,
+    benchmark,
+    set_up_engines,
 )
 
-BENCH_DIR = Path(__file__).resolve().parent
 MOORAGE_BRIDGE = "mb-br0"
 DOCKER_BRIDGE = "mb-docker0"
 PODMAN_BRIDGE = "podman0"
@@ -269,23 +269,6 @@ def remove_netavark_tables(before: set[tuple[str, str]]) -> None:
 # ---------------------------------------------------------------- the measurements
 
 
-def rotate(engines: list[NetEngine], rnd: int) -> list[NetEngine]:
-    k = rnd % len(engines)
-    return engines[k:] + engines[:k]
-
-
-def bench_true(engines: list[NetEngine], runs: int, warmup: int) -> dict[str, Stats]:
-    samples: dict[str, list[float]] = {e.name: [] for e in engines}
-    for rnd in range(warmup + runs):
-        for engine in rotate(engines, rnd):
-            elapsed = engine.run_once(rnd)
-            if rnd >= warmup:
-                samples[engine.name].append(elapsed)
-        if rnd >= warmup and (rnd - warmup + 1) % 10 == 0:
-            log(f"run --rm: {rnd - warmup + 1}/{runs} rounds done")
-    return {name: Stats.of(values) for name, values in samples.items()}
-
-
 def published_round(engine: NetEngine, ports: range) -> tuple[float, float, float, set[int]]:
     """Start one container per port, GET each port, remove them all.
 
@@ -400,10 +383,6 @@ def report(engines: list[NetEngine], true: dict[str, Stats],
     return "\n".join(lines)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=20, help="timed run --rm per engine (20)")
@@ -417,15 +396,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/moorage-bench-network"))
     parser.add_argument("--skip", action="append", default=[], choices=["podman", "docker"])
     args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        print("network.py needs root (it runs containers)", file=sys.stderr)
+    work = claim_workdir("network.py", args.workdir, root_because="it runs containers",
+                         crash_hint=True)
+    if work is None:
         return 1
-    work: Path = args.workdir.resolve()
-    if work.exists():
-        print(f"{work} exists: another bench running, or one that crashed; "
-              f"remove it once nothing is mounted under it", file=sys.stderr)
-        return 1
-    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     load_at_start = f"{os.getloadavg()[0]:.2f}"
     ensure_packages({binary: package for engine, needs in PACKAGES.items()
@@ -455,13 +429,9 @@ def main(argv: list[str]) -> int:
     if "podman" not in args.skip:
         engines.append(NetPodman(work))
     try:
-        log("bootstrapping busybox in a private MOORAGE_ROOT")
-        rootfs, tarball = prepare_rootfs(work, moorage.bootstrap())
-        for engine in engines:
-            log(f"setting up {engine.name}")
-            engine.setup(rootfs, tarball)
+        set_up_engines(work, moorage, engines)
         log(f"timing run --rm: {args.runs} runs each (+{args.warmup} warm-up rounds)")
-        true = bench_true(engines, args.runs, args.warmup)
+        true = benchmark(engines, args.runs, args.warmup, what="run --rm: ")
         published: dict[str, dict[str, Stats]] = {}
         statuses: dict[str, set[int]] = {}
         failures: list[str] = []
@@ -470,35 +440,15 @@ def main(argv: list[str]) -> int:
             published, statuses, failures = bench_published(engines, args.rounds, ports)
         versions = {e.name: e.version() for e in engines}
     finally:
-        log("cleaning up")
-        for engine in reversed(engines):
-            try:
-                engine.cleanup()
-            except (BenchError, OSError) as e:
-                log(f"clean-up of {engine.name} failed: {e}")
-        left = unmount_all_under(work)
-        if left:
-            log(f"unmounted leftovers: {left}")
-        remove_tree(work)
-        restore_host(before)
+        tear_down(work, before, engines)
         remove_netavark_tables(tables_before)
     load = (load_at_start, f"{os.getloadavg()[0]:.2f}")
     text = report(engines, true, published, statuses, failures, versions, args,
                   time.monotonic() - started, load)
-    out = BENCH_DIR / "results" / "network.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(text)
-    print(text)
+    out = write_report("network", text)
     log(f"written to {out}; total {time.monotonic() - started:.0f}s")
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except KeyboardInterrupt:
-        print("interrupted; what the bench started has been cleaned up", file=sys.stderr)
-        sys.exit(130)
-    except BenchError as e:
-        print(f"bench failed (after cleaning up): {e}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main)

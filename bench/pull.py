@@ -26,7 +26,6 @@ import datetime
 import os
 import platform
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -37,26 +36,28 @@ from pathlib import Path
 from _common import (
     BenchError,
     Stats,
+    claim_workdir,
+    clean_up,
     ensure_packages,
+    free_port,
+    host_snapshot,
     log,
     markdown_table,
-    remove_tree,
+    release_workdir,
+    rotate,
     run,
     stop_process,
     timed,
-    unmount_all_under,
+    write_report,
 )
-from run_start import PACKAGES, Docker, Moorage, Podman, host_snapshot, restore_host
+from run_start import PACKAGES, Docker, Moorage, Podman
 from save_load import make_rootfs_tar
 
-BENCH_DIR = Path(__file__).resolve().parent
 REGISTRY_PACKAGES = {"/usr/bin/docker-registry": "docker-registry"}
 
 
 def start_registry(work: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     config = work / "registry.yml"
     config.write_text(
         "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
@@ -132,10 +133,6 @@ class OtherPull:
         self.engine.cleanup()
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed rounds per engine (5)")
@@ -143,14 +140,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/moorage-bench-pull"))
     parser.add_argument("--skip", action="append", default=[], choices=["podman", "docker"])
     args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        print("pull.py needs root", file=sys.stderr)
+    work = claim_workdir("pull.py", args.workdir)
+    if work is None:
         return 1
-    work: Path = args.workdir.resolve()
-    if work.exists():
-        print(f"{work} exists: another bench running, or one that crashed", file=sys.stderr)
-        return 1
-    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     others = [name for name in ("podman", "docker") if name not in args.skip]
     ensure_packages({**REGISTRY_PACKAGES, **{binary: package for name in others
@@ -172,25 +164,16 @@ def main(argv: list[str]) -> int:
             log(f"setting up {engine.name}")
             push_time = engine.setup(tarball, image) or push_time
         for rnd in range(args.runs):
-            order = engines[rnd % len(engines):] + engines[:rnd % len(engines)]
-            for engine in order:
+            for engine in rotate(engines, rnd):
                 samples.setdefault(engine.name, []).append(engine.pull(image, rnd))
             log(f"{rnd + 1}/{args.runs} rounds done")
         versions = {e.name: e.version() for e in engines}
     finally:
         log("cleaning up")
-        for engine in reversed(engines):
-            try:
-                engine.cleanup()
-            except (BenchError, OSError) as e:
-                log(f"clean-up of {engine.name} failed: {e}")
+        clean_up(reversed(engines))
         if registry is not None:
             stop_process(registry, "docker-registry")
-        left = unmount_all_under(work)
-        if left:
-            log(f"unmounted leftovers: {left}")
-        remove_tree(work)
-        restore_host(before)
+        release_workdir(work, before)
     rows = []
     for engine in engines:
         st = Stats.of(samples[engine.name])
@@ -211,10 +194,7 @@ def main(argv: list[str]) -> int:
         *(f"- {name}: {version}" for name, version in versions.items()),
         "",
     ])
-    out = BENCH_DIR / "results" / "pull.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(text)
-    print(text)
+    write_report("pull", text)
     return 0
 
 

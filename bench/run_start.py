@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import glob
 import json
 import os
 import platform
@@ -35,30 +34,36 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from _common import (
+    BENCH_DIR,
+    DOCKER_CGROUP_PARENT,
     BenchError,
     Memory,
     Stats,
+    claim_workdir,
     copy_tree,
     ensure_packages,
+    host_snapshot,
     log,
     markdown_table,
     memory_of,
     ms,
     parent_of,
     pids_whose_cmdline_has,
-    remove_tree,
+    rotate,
     run,
+    run_main,
     stop_process,
+    tear_down,
     timed,
-    unmount_all_under,
     version_of,
     wait_for_socket,
+    write_report,
 )
 
-BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 # What each engine needs installed: binary path -> Debian package.
 PACKAGES = {
@@ -70,13 +75,6 @@ PACKAGES = {
 }
 IMAGE = "bench-busybox:latest"
 ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
-DOCKER_CGROUP_PARENT = "moorage-bench-docker"
-# Paths outside the work directory that podman, containerd and dockerd create whatever
-# their flags say; removed at the end only if absent at the start.
-HOST_PATHS = ["/run/containerd", "/run/docker", "/run/runc", "/run/containers", "/run/libpod",
-              "/var/lib/containers", "/etc/cni/net.d/cni.lock", "/etc/containers/networks",
-              "/etc/docker/key.json"]
-CGROUP_PARENTS = ["libpod_parent", DOCKER_CGROUP_PARENT]
 
 
 class Engine:
@@ -313,35 +311,6 @@ class Docker(Engine):
 # ---------------------------------------------------------------- the run
 
 
-def host_snapshot() -> set[str]:
-    present = {p for p in HOST_PATHS if os.path.lexists(p)}
-    for parent in CGROUP_PARENTS:
-        present.update(glob.glob(f"/sys/fs/cgroup/*/{parent}"))
-    return present
-
-
-def restore_host(before: set[str]) -> None:
-    for parent in CGROUP_PARENTS:
-        for top in glob.glob(f"/sys/fs/cgroup/*/{parent}"):
-            if top in before:
-                continue
-            # cgroup directories go with rmdir, children first; files inside are virtual.
-            for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
-                try:
-                    os.rmdir(dirpath)
-                except OSError as e:
-                    log(f"could not remove cgroup {dirpath}: {e}")
-    for path in HOST_PATHS:
-        if path not in before and os.path.lexists(path):
-            if os.path.isdir(path) and not os.path.islink(path):
-                try:
-                    remove_tree(Path(path))
-                except (BenchError, OSError) as e:
-                    log(f"could not remove {path}: {e}")
-            else:
-                os.unlink(path)
-
-
 def prepare_rootfs(work: Path, layers: list[Path]) -> tuple[Path, Path]:
     if len(layers) != 1:
         # More layers would need whiteouts and opaque directories applied; busybox has one.
@@ -352,17 +321,26 @@ def prepare_rootfs(work: Path, layers: list[Path]) -> tuple[Path, Path]:
     return rootfs, tarball
 
 
-def benchmark(engines: list[Engine], runs: int, warmup: int) -> dict[str, Stats]:
+def set_up_engines(work: Path, moorage: Moorage, engines: Sequence[Engine]) -> None:
+    """Bootstrap busybox in moorage, then give every engine the same rootfs."""
+    log("bootstrapping busybox in a private MOORAGE_ROOT")
+    rootfs, tarball = prepare_rootfs(work, moorage.bootstrap())
+    for engine in engines:
+        log(f"setting up {engine.name}")
+        engine.setup(rootfs, tarball)
+
+
+def benchmark(engines: Sequence[Engine], runs: int, warmup: int,
+              what: str = "") -> dict[str, Stats]:
+    """``run_once`` of every engine per round, warm-up rounds first, in rotating order."""
     samples: dict[str, list[float]] = {e.name: [] for e in engines}
     for rnd in range(warmup + runs):
-        # Rotate the order each round: no engine always runs right after another.
-        order = engines[rnd % len(engines):] + engines[:rnd % len(engines)]
-        for engine in order:
+        for engine in rotate(engines, rnd):
             elapsed = engine.run_once(rnd)
             if rnd >= warmup:
                 samples[engine.name].append(elapsed)
         if rnd >= warmup and (rnd - warmup + 1) % 10 == 0:
-            log(f"{rnd - warmup + 1}/{runs} rounds done")
+            log(f"{what}{rnd - warmup + 1}/{runs} rounds done")
     return {name: Stats.of(values) for name, values in samples.items()}
 
 
@@ -408,10 +386,6 @@ def report(engines: list[Engine], stats: dict[str, Stats],
     return "\n".join(lines)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=30, help="timed runs per engine (30)")
@@ -420,16 +394,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--skip", action="append", default=[],
                         choices=["runc", "podman", "docker"], help="leave an engine out")
     args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        print("run_start.py needs root (it runs containers)", file=sys.stderr)
+    work = claim_workdir("run_start.py", args.workdir, root_because="it runs containers",
+                         crash_hint=True)
+    if work is None:
         return 1
-    work: Path = args.workdir.resolve()
-    if work.exists():
-        print(f"{work} exists: another bench running, or one that crashed; "
-              f"remove it once nothing is mounted under it", file=sys.stderr)
-        return 1
-    # SIGTERM unwinds like Ctrl-C, so clean-up runs either way.
-    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     load_at_start = f"{os.getloadavg()[0]:.2f}"
     ensure_packages({binary: package for engine, needs in PACKAGES.items()
@@ -440,44 +408,20 @@ def main(argv: list[str]) -> int:
     engines: list[Engine] = [moorage]
     engines += [cls(work) for cls in (Runc, Podman, Docker) if cls.name not in args.skip]
     try:
-        log("bootstrapping busybox in a private MOORAGE_ROOT")
-        rootfs, tarball = prepare_rootfs(work, moorage.bootstrap())
-        for engine in engines:
-            log(f"setting up {engine.name}")
-            engine.setup(rootfs, tarball)
+        set_up_engines(work, moorage, engines)
         log(f"timing {args.runs} runs each (+{args.warmup} warm-up rounds)")
         stats = benchmark(engines, args.runs, args.warmup)
         log("measuring idle monitors")
         memory = {e.name: e.idle_monitor() for e in engines if e.monitor_label}
         versions = {e.name: e.version() for e in engines}
     finally:
-        log("cleaning up")
-        for engine in reversed(engines):
-            try:
-                engine.cleanup()
-            except (BenchError, OSError) as e:
-                log(f"clean-up of {engine.name} failed: {e}")
-        left = unmount_all_under(work)
-        if left:
-            log(f"unmounted leftovers: {left}")
-        remove_tree(work)
-        restore_host(before)
+        tear_down(work, before, engines)
     load = (load_at_start, f"{os.getloadavg()[0]:.2f}")
     text = report(engines, stats, memory, versions, args.runs, time.monotonic() - started, load)
-    out = BENCH_DIR / "results" / "start.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(text)
-    print(text)
+    out = write_report("start", text)
     log(f"written to {out}; total {time.monotonic() - started:.0f}s")
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except KeyboardInterrupt:
-        print("interrupted; what the bench started has been cleaned up", file=sys.stderr)
-        sys.exit(130)
-    except BenchError as e:
-        print(f"bench failed (after cleaning up): {e}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main)

@@ -25,26 +25,26 @@ import datetime
 import os
 import platform
 import shutil
-import signal
-import sys
 import tarfile
 import time
 from pathlib import Path
 
 from _common import (
-    BenchError,
     Stats,
+    claim_workdir,
     ensure_packages,
+    host_snapshot,
     log,
     markdown_table,
-    remove_tree,
+    rotate,
     run,
+    run_main,
+    tear_down,
     timed,
-    unmount_all_under,
+    write_report,
 )
-from run_start import IMAGE, PACKAGES, Docker, Moorage, Podman, host_snapshot, restore_host
+from run_start import IMAGE, PACKAGES, Docker, Moorage, Podman
 
-BENCH_DIR = Path(__file__).resolve().parent
 FILE_MB = 4  # random files of this size, plus one small file per directory
 
 
@@ -127,10 +127,6 @@ class OtherArchives:
         self.engine.cleanup()
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed rounds per engine (5)")
@@ -139,14 +135,9 @@ def main(argv: list[str]) -> int:
                         default=Path("/var/tmp/moorage-bench-saveload"))
     parser.add_argument("--skip", action="append", default=[], choices=["podman", "docker"])
     args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        print("save_load.py needs root", file=sys.stderr)
+    work = claim_workdir("save_load.py", args.workdir)
+    if work is None:
         return 1
-    work: Path = args.workdir.resolve()
-    if work.exists():
-        print(f"{work} exists: another bench running, or one that crashed", file=sys.stderr)
-        return 1
-    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     others = [name for name in ("podman", "docker") if name not in args.skip]
     ensure_packages({binary: package for name in others
@@ -166,8 +157,7 @@ def main(argv: list[str]) -> int:
             log(f"setting up {engine.name}")
             engine.setup(tarball)
         for rnd in range(args.runs):
-            order = engines[rnd % len(engines):] + engines[:rnd % len(engines)]
-            for engine in order:
+            for engine in rotate(engines, rnd):
                 out = work / f"{engine.name}.tar"
                 samples.setdefault((engine.name, "save"), []).append(engine.save(out))
                 sizes[engine.name] = out.stat().st_size
@@ -175,22 +165,9 @@ def main(argv: list[str]) -> int:
             log(f"{rnd + 1}/{args.runs} rounds done")
         versions = {e.name: e.version() for e in engines}
     finally:
-        log("cleaning up")
-        for engine in reversed(engines):
-            try:
-                engine.cleanup()
-            except (BenchError, OSError) as e:
-                log(f"clean-up of {engine.name} failed: {e}")
-        left = unmount_all_under(work)
-        if left:
-            log(f"unmounted leftovers: {left}")
-        remove_tree(work)
-        restore_host(before)
+        tear_down(work, before, engines)
     text = report(engines, samples, sizes, versions, args, time.monotonic() - started)
-    out = BENCH_DIR / "results" / "save_load.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(text)
-    print(text)
+    write_report("save_load", text)
     return 0
 
 
@@ -223,11 +200,4 @@ def report(engines: list, samples: dict[tuple[str, str], list[float]], sizes: di
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except KeyboardInterrupt:
-        print("interrupted; what the bench started has been cleaned up", file=sys.stderr)
-        sys.exit(130)
-    except BenchError as e:
-        print(f"bench failed (after cleaning up): {e}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main)

@@ -42,20 +42,24 @@ import time
 import tty
 from pathlib import Path
 
-from _common import BenchError, log, markdown_table, remove_tree, unmount_all_under
-from run_start import IMAGE, Docker, host_snapshot, prepare_rootfs, restore_host
+from _common import (
+    BenchError,
+    free_port,
+    host_snapshot,
+    log,
+    markdown_table,
+    remove_tree,
+    restore_host,
+    unmount_all_under,
+    write_report,
+)
+from run_start import IMAGE, Docker, prepare_rootfs
 
 REPO = Path(__file__).resolve().parents[1]
 CAT = "stty raw -echo; cat"
 WRITER = ("while [ ! -e /tmp/go ]; do sleep 0.05; done; "
           "yes 0123456789012345678901234567890123456789012345678901234567890123456789"
           "01234567890123456789012345678 | head -c {size}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
@@ -321,9 +325,7 @@ def main() -> None:
                                   for name, rate, total in rates])]
         if docker is None:
             report += ["", f"Docker rows left out: {why_not_docker}."]
-        text = "\n".join(report) + "\n"
-        print(text)
-        (results / "terminal.md").write_text(text)
+        write_report("terminal", "\n".join(report) + "\n")
     finally:
         subprocess.run(moorage + ["rm", "-f", "bench-term", "bench-logs-ws", "bench-logs-cli"],
                        env=env, capture_output=True)
