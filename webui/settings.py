@@ -121,15 +121,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6390/0")
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # redis-py >= 8 times reads out after 5 s by default, exactly channels_redis's
-        # BZPOPMIN wait: an idle consumer's receive then races the timeout and the
-        # socket dies with 1011. A read timeout well past that wait keeps them apart.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
-    },
-}
+# Options for every asyncio Redis client (the channel layer, the build-output pump).
+# No socket timeout: redis-py then wraps each write in asyncio.wait_for, which on
+# Python 3.11 can swallow a cancellation that lands as the write completes: a closed
+# websocket's receive loop then never ends and polls Redis forever. (redis-py >= 8's
+# default of 5 s also races channels_redis's 5 s BZPOPMIN.) Every blocking read here
+# carries a server-side timeout instead, and keepalive notices a dead peer.
+ASYNC_REDIS_OPTIONS: dict[str, object] = {"socket_timeout": None, "socket_keepalive": True}
+
+
+def channel_layers(redis_url: str) -> dict[str, dict[str, object]]:
+    return {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": redis_url, **ASYNC_REDIS_OPTIONS}]},
+        },
+    }
+
+
+CHANNEL_LAYERS = channel_layers(REDIS_URL)
 
 
 def redis_caches(redis_url: str) -> dict[str, dict[str, object]]:

@@ -71,7 +71,7 @@ class ImageJobOutputConsumer(RefusingConsumer):
         self.pump = asyncio.create_task(self._pump(job.pk))
 
     async def _pump(self, pk: int) -> None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=10)
+        client = aioredis.Redis.from_url(settings.REDIS_URL, **settings.ASYNC_REDIS_OPTIONS)
         key, last = image_output.key(pk), "0"
         try:
             while True:

@@ -200,6 +200,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private redis-server on a free port; settings and the Celery app point at it."""
     from django.conf import settings as django_settings
 
+    from webui import settings as webui_settings
     from webui.celery import app
 
     port = _free_port()
@@ -224,9 +225,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     saved = (django_settings.REDIS_URL, django_settings.CELERY_BROKER_URL,
              django_settings.CHANNEL_LAYERS)
     django_settings.REDIS_URL = django_settings.CELERY_BROKER_URL = url
-    django_settings.CHANNEL_LAYERS = {"default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [{"address": url, "socket_timeout": 30}]}}}  # see settings.py
+    django_settings.CHANNEL_LAYERS = webui_settings.channel_layers(url)
     app.conf.broker_url = url
     app.conf.result_backend = url
     try:

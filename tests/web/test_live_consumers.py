@@ -82,9 +82,11 @@ def test_job_progress_is_refused_to_outsiders_foreign_origins_and_anonymous_user
         ws = socket_to(f"/ws/jobs/{job.pk}/", session, origin=origin)
         connected, _ = await ws.connect()
         if not connected:
+            await ws.disconnect()
             return "refused"
         error = await next_json(ws, 5)
         closed = await ws.receive_output(5)
+        await ws.disconnect()
         assert error["error"], error
         return closed["code"]
 
