@@ -118,13 +118,15 @@
 })();
 
 // The jobs list (jobs/list.html) on ws/jobs/: a frame arrives whenever a job the user may
-// see starts or ends (JobListConsumer); the table is then re-read once (its hx-trigger
-// "jobs-changed delay:300ms" folds a burst into one request). While the socket is open
-// the table's 3 s poll is cancelled; when it cannot connect, the poll carries on.
+// see starts or ends (JobListConsumer); the table is then re-read once (the hx-trigger
+// "jobs-changed delay:300ms" of its wrapper #jobs-refresh folds a burst into one
+// request). While the socket is open the wrapper's 3 s poll is cancelled; when it cannot
+// connect, the poll carries on.
 (function () {
   "use strict";
 
   const table = () => document.getElementById("jobs");
+  const refresher = () => document.getElementById("jobs-refresh");
   if (!table() || !table().dataset.liveList) return;
   let live = false;
   let delay = 1000;
@@ -135,7 +137,7 @@
   }
 
   function refresh() {
-    if (window.htmx && table()) window.htmx.trigger(table(), "jobs-changed");
+    if (window.htmx && refresher()) window.htmx.trigger(refresher(), "jobs-changed");
   }
 
   function connect() {
@@ -166,7 +168,7 @@
   document.addEventListener("htmx:beforeRequest", (event) => {
     const source = event.detail.elt || event.target;
     const trigger = (event.detail.requestConfig || {}).triggeringEvent;
-    if (live && source && source.id === "jobs" && !(trigger && trigger.type === "jobs-changed")) {
+    if (live && source && source.id === "jobs-refresh" && !(trigger && trigger.type === "jobs-changed")) {
       event.preventDefault();
     }
   });
