@@ -10,7 +10,10 @@ blobs in manifest order. Each worker hashes the blob as it arrives (its digest i
 checked before the layer store sees a byte), gunzips it with zlib when it starts with
 gzip's magic, hashes the tar that comes out (the diff id) and writes that tar to a
 spool file: one pass over the bytes, in threads that run while the layer before is
-unpacked (hashlib and zlib release the GIL). ``layer_tar`` hands the store the finished
+unpacked (hashlib and zlib release the GIL). A transfer that breaks after bytes came in
+is resumed with a Range request where it stopped (the hashes and the gunzip carry on;
+a registry that ignores Range resends, and the bytes already seen are skipped), up to
+``_RESUMES`` times per blob. ``layer_tar`` hands the store the finished
 spool, which becomes the layer's kept ``layer.tar`` (a hard link, not a copy), and the
 unpacking child reads it directly. A blob longer or shorter than its descriptor's size,
 or whose tar grows past ``archive.byte_limit`` (a gzip bomb), is refused as it arrives.
@@ -45,6 +48,8 @@ Progress = Callable[[dict[str, Any]], None]
 _CHUNK = 1 << 20
 _EVERY = 0.1  # seconds between two progress events of one blob
 _GZIP = b"\x1f\x8b"
+_RESUMES = 5  # broken transfers of one blob picked up where they stopped (docker: 5 tries)
+_RESUME_PAUSE = 0.5  # seconds, times the number of breaks so far
 
 
 def short(digest: str) -> str:
@@ -60,6 +65,14 @@ def concurrency() -> int:
 
 class _Cancelled(MoorageError):
     pass
+
+
+class _Broken(Exception):
+    """The connection broke (or never opened) while a blob was coming in."""
+
+    def __init__(self, error: KernelError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Blob:
@@ -165,37 +178,37 @@ class Downloads:
 
     def _fetch(self, blob: _Blob) -> None:
         desc, shown = blob.desc, short(blob.desc.digest)
-        raw, resp = self._registry.request(
-            "GET", f"/v2/{self._repository}/blobs/{desc.digest}",
-            scopes=(f"repository:{self._repository}:pull",), stream=True)
-        if resp is not None:
-            raise_for(resp, f"download layer {shown}")
-        written, last = 0, 0.0
+        written, last, breaks = 0, 0.0, 0
         spool: _Unpacking | None = None
         try:
-            with raw, open(blob.spool, "wb") as out:
+            with open(blob.spool, "wb") as out:
                 while True:
+                    before = written
                     try:
-                        chunk = raw.read(_CHUNK)
-                    except (OSError, http.client.HTTPException) as e:
-                        raise transport_error("GET", f"blob {desc.digest}", e,
-                                              self._registry.timeout) from e
-                    if not chunk:
+                        for chunk in self._stream(desc, written):
+                            if self._cancelled.is_set():
+                                raise _Cancelled("the pull was cancelled")
+                            written += len(chunk)
+                            if written > desc.size:
+                                raise InvalidSpec(f"layer blob {desc.digest} is larger than "
+                                                  f"the {desc.size} bytes its manifest declares")
+                            if spool is None:
+                                spool = _Unpacking(out, chunk, self._limit)
+                            spool.feed(chunk)
+                            now = time.monotonic()
+                            if now - last >= _EVERY:
+                                last = now
+                                self._emit({"status": "Downloading", "id": shown,
+                                            "progressDetail": {"current": written,
+                                                               "total": desc.size}})
                         break
-                    if self._cancelled.is_set():
-                        raise _Cancelled("the pull was cancelled")
-                    written += len(chunk)
-                    if written > desc.size:
-                        raise InvalidSpec(f"layer blob {desc.digest} is larger than the "
-                                          f"{desc.size} bytes its manifest declares")
-                    if spool is None:
-                        spool = _Unpacking(out, chunk, self._limit)
-                    spool.feed(chunk)
-                    now = time.monotonic()
-                    if now - last >= _EVERY:
-                        last = now
-                        self._emit({"status": "Downloading", "id": shown, "progressDetail": {
-                            "current": written, "total": desc.size}})
+                    except _Broken as e:
+                        # Only a transfer that was moving is picked up again: a registry
+                        # that stopped answering still fails as fast as before.
+                        if written == before or breaks == _RESUMES:
+                            raise e.error from e.__cause__
+                        breaks += 1
+                        time.sleep(_RESUME_PAUSE * breaks)
                 if spool is not None:
                     spool.finish()
         except OSError as e:
@@ -209,6 +222,46 @@ class Downloads:
             raise InvalidSpec(f"layer blob does not match its digest {desc.digest}")
         blob.diff_id = "sha256:" + spool.tar_hash.hexdigest()
         self._emit({"status": "Download complete", "id": shown, "progressDetail": {}})
+
+    def _stream(self, desc: Descriptor, offset: int) -> Iterator[bytes]:
+        """The blob's bytes from ``offset`` on (a Range request when resuming); a broken
+        connection raises ``_Broken``."""
+        shown = short(desc.digest)
+        headers = {"Range": f"bytes={offset}-"} if offset else None
+        try:
+            raw, resp = self._registry.request(
+                "GET", f"/v2/{self._repository}/blobs/{desc.digest}",
+                scopes=(f"repository:{self._repository}:pull",), headers=headers, stream=True)
+        except KernelError as e:
+            raise _Broken(e) from e
+        if resp is not None:
+            raise_for(resp, f"download layer {shown}")
+        skip = offset  # a registry that ignores Range sends the whole blob again (200)
+        if raw.status == 206:
+            if not raw.getheader("Content-Range", "").startswith(f"bytes {offset}-"):
+                raw.close()
+                raise InvalidSpec(f"the registry resumed layer {shown} at the wrong offset")
+            skip = 0
+        with raw:
+            while True:
+                try:
+                    chunk = raw.read(_CHUNK)
+                except (OSError, http.client.HTTPException) as e:
+                    raise _Broken(transport_error("GET", f"blob {desc.digest}", e,
+                                                  self._registry.timeout)) from e
+                if not chunk:
+                    if raw.length:  # http.client ends a short body quietly
+                        raise _Broken(transport_error(
+                            "GET", f"blob {desc.digest}",
+                            ConnectionResetError(f"the connection closed {raw.length} bytes "
+                                                 "before the end"), self._registry.timeout))
+                    return
+                if skip:
+                    dropped = min(skip, len(chunk))
+                    chunk, skip = chunk[dropped:], skip - dropped
+                    if not chunk:
+                        continue
+                yield chunk
 
     def _wait(self, name: str) -> _Blob:
         blob = self._blobs[name]

@@ -8,7 +8,8 @@ Per layer, cheapest first: a blob this registry is known to hold for the layer
 already exists``); one held by another repository of the same registry is mounted
 (``Mounted from team/base``); otherwise the stored layer tar is gzipped (level 1,
 ``mtime`` 0, so the same layer always gives the same blob and a second push skips it)
-and uploaded monolithically (POST for an upload session, PUT with ``?digest=``). A
+and uploaded monolithically (POST for an upload session, PUT with ``?digest=``); an
+upload whose connection breaks midway starts again, up to ``_RETRIES`` times. A
 layer that does not compress (random or already-compressed data) goes up as the plain
 tar instead, whose digest is its diff id.
 Then the config blob, then the manifest under the tag. Up to three layers upload at
@@ -19,6 +20,7 @@ spools; records the pushed blobs in ``blobinfo`` and the repo digest in the tag 
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import io
@@ -47,6 +49,9 @@ _TO_DOCKER = {
 }
 _UPLOADS = 3
 _EVERY = 0.1
+_RETRIES = 3  # fresh uploads of a layer after a broken one
+_RETRY_PAUSE = 1  # seconds, times the attempt (docker waits 5, 10, 15)
+_NOT_TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EACCES}
 
 
 @dataclass(frozen=True)
@@ -157,8 +162,7 @@ def _push_layer(reg: Registry, ref: references.Reference, diff_id: str, chain: s
         if _exists(reg, ref.path, digest):
             emit({"status": "Layer already exists", "id": shown, "progressDetail": {}})
         else:
-            with open(spool, "rb") as f:
-                _upload(reg, ref.path, _Reporting(f, size, shown, emit), size, digest)
+            _upload_layer(reg, ref.path, spool, size, digest, shown, emit)
             emit({"status": "Pushed", "id": shown, "progressDetail": {}})
     _remember(diff_id, ref, desc)
     return desc
@@ -247,16 +251,16 @@ class _Reporting:
 
     def __init__(self, f: BinaryIO, total: int, shown: str, emit: Progress) -> None:
         self._f, self._total, self._shown, self._emit = f, total, shown, emit
-        self._sent, self._last = 0, 0.0
+        self.sent, self._last = 0, 0.0
 
     def read(self, size: int = -1) -> bytes:
         data = self._f.read(size)
-        self._sent += len(data)
+        self.sent += len(data)
         now = time.monotonic()
         if data and now - self._last >= _EVERY:
             self._last = now
             self._emit({"status": "Pushing", "id": self._shown, "progressDetail": {
-                "current": self._sent, "total": self._total}})
+                "current": self.sent, "total": self._total}})
         return data
 
 
@@ -279,6 +283,28 @@ def _upload(reg: Registry, repository: str, body: BinaryIO | _Reporting, size: i
     assert resp is not None
     if resp.status not in (201, 204):
         raise_for(resp, f"upload blob {short(digest)}")
+
+
+def _upload_layer(reg: Registry, repository: str, blob: Path, size: int, digest: str,
+                  shown: str, emit: Progress) -> None:
+    """Upload a layer blob; a connection that breaks once bytes went out starts a fresh
+    upload after a pause, as docker's ``Retrying in N seconds`` (a registry keeps no
+    usable part of a broken monolithic or chunked upload: distribution invalidates it)."""
+    for attempt in range(1, _RETRIES + 2):
+        try:
+            with open(blob, "rb") as f:
+                body = _Reporting(f, size, shown, emit)
+                _upload(reg, repository, body, size, digest)
+            return
+        except KernelError as e:
+            if body.sent == 0 or attempt > _RETRIES or e.errno in _NOT_TRANSIENT:
+                raise
+        except OSError as e:
+            raise KernelError.from_oserror(f"read layer blob {shown}", e) from e
+        for left in range(attempt * _RETRY_PAUSE, 0, -1):
+            emit({"status": f"Retrying in {left} second{'s' if left > 1 else ''}",
+                  "id": shown, "progressDetail": {}})
+            time.sleep(1)
 
 
 def _upload_bytes(reg: Registry, repository: str, data: bytes, digest: str) -> None:
