@@ -28,18 +28,21 @@ import errno
 import hashlib
 import json
 import os
-import queue
 import re
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from runtime import archive, paths
+from runtime import paths
 from runtime.errors import InvalidSpec, KernelError, NotFound
+
+if TYPE_CHECKING:  # the unpacking code loads with the first layer added, not with every CLI call
+    import queue
+
+    from runtime import archive
 
 _ID = re.compile(r"sha256:[0-9a-f]{64}")
 
@@ -171,6 +174,9 @@ class _Digesting:
     """
 
     def __init__(self, source: archive.Readable, tee: BinaryIO | None = None) -> None:
+        import queue
+        import threading
+
         self._source, self._tee, self._hash = source, tee, hashlib.sha256()
         self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
         self._failed: BaseException | None = None
@@ -223,6 +229,8 @@ def add_layer(
     resulting chain id is already stored, the new copy is dropped (its tar adopted if the
     stored layer has none) and the stored layer returned. On failure nothing is left.
     """
+    from runtime import archive
+
     with _staging() as staging:
         raw = _Digesting(source) if digest is not None else None  # hashing costs: only if asked
         with open(staging / LAYER_TAR, "wb") as tee:
@@ -258,6 +266,8 @@ def add_layer_file(tar: Path, parent: str | None, *, allow_devices: bool, allow_
     The file is hard-linked in as ``layer.tar`` (no copy, no second hash) and the
     unpacking child reads it directly; ``tar`` itself is left for the caller to delete.
     """
+    from runtime import archive
+
     with _staging() as staging:
         os.link(tar, staging / LAYER_TAR)
         os.chmod(staging / LAYER_TAR, 0o600)
