@@ -64,6 +64,7 @@ class ContainerSpec:
     # Networking (runtime/network validates and applies these).
     network_aliases: tuple[str, ...] = ()
     ipv4_address: str = ""
+    ipv6_address: str = ""
     mac_address: str = ""
     publish: tuple[str, ...] = ()       # -p as typed: [IP:][HOST:]CONTAINER[/PROTO]
     publish_all: bool = False           # -P

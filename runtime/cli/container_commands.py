@@ -59,6 +59,7 @@ def _add_create_options(p: argparse.ArgumentParser) -> None:
     a("--network", "--net", default="bridge")
     a("--network-alias", "--net-alias", action="append", default=[], dest="network_alias")
     a("--ip", default="")
+    a("--ip6", default="")
     a("--mac-address", default="")
     a("--link", action="append", default=[])
     a("--dns", action="append", default=[])
@@ -161,7 +162,7 @@ def spec_from_args(args: argparse.Namespace) -> ContainerSpec:
         volumes=tuple(_absolute_source(v, ":") for v in args.volume),
         mounts=tuple(_absolute_source(m, ",") for m in args.mount), tmpfs=tuple(args.tmpfs),
         volumes_from=tuple(args.volumes_from),
-        network_aliases=tuple(args.network_alias), ipv4_address=args.ip,
+        network_aliases=tuple(args.network_alias), ipv4_address=args.ip, ipv6_address=args.ip6,
         mac_address=args.mac_address, links=tuple(args.link), dns=tuple(args.dns),
         dns_search=tuple(args.dns_search), dns_options=tuple(args.dns_option),
         extra_hosts=tuple(args.add_host),

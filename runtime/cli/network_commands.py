@@ -120,7 +120,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
-    verbs.connect(args.network, args.container, tuple(args.alias), args.ip)
+    verbs.connect(args.network, args.container, tuple(args.alias), args.ip, args.ip6)
     return 0
 
 
@@ -174,6 +174,7 @@ def register(sub: Any) -> None:
     p = verbs_parsers.add_parser("connect", help="connect a container to a network")
     p.add_argument("--alias", action="append", default=[])
     p.add_argument("--ip", default="")
+    p.add_argument("--ip6", default="")
     p.add_argument("network")
     p.add_argument("container")
     p.set_defaults(handler=cmd_connect)

@@ -3,8 +3,8 @@
 Two files in the container's directory, both removed with it:
 
 - ``network.json``: what was asked for and survives restarts: the attachments (network
-  id, ``--network-alias`` aliases, ``--ip``, ``--mac-address``) in order, ``eth0``
-  first, and the legacy ``--link`` targets. ``connect``/``disconnect`` edit it.
+  id, ``--network-alias`` aliases, ``--ip``, ``--ip6``, ``--mac-address``) in order,
+  ``eth0`` first, and the legacy ``--link`` targets. ``connect``/``disconnect`` edit it.
 - ``endpoints.json``: what exists while the container runs: one ``Endpoint`` per
   attachment with its address, MAC and host-side veth. Written by plug, emptied by
   unplug; ``endpoints_of`` reads it. Nothing here touches the kernel.
@@ -29,6 +29,7 @@ class Attachment:
     ipv4_address: str = ""      # --ip, empty: any
     mac_address: str = ""       # --mac-address, empty: 02:42 + the address
     network_name: str = ""      # at attach time: what "network X not found" names
+    ipv6_address: str = ""      # --ip6, empty: any (on a network with IPv6)
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class NetworkConfig:
         return cls(
             attachments=[Attachment(a["network_id"], tuple(a.get("aliases") or ()),
                                     a.get("ipv4_address", ""), a.get("mac_address", ""),
-                                    a.get("network_name", ""))
+                                    a.get("network_name", ""), a.get("ipv6_address", ""))
                          for a in data.get("attachments", [])],
             links=[Link(**link) for link in data.get("links", [])])
 
@@ -71,6 +72,7 @@ class Endpoint:
     ifname: str                 # inside the container: eth0, eth1 ...
     veth: str                   # host side
     requested_ip: str = ""      # the --ip it was asked for, for IPAMConfig
+    requested_ip6: str = ""     # the --ip6
     ip6: str = ""               # on a network with IPv6
     prefixlen6: int = 0
     gateway6: str = ""

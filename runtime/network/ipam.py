@@ -78,20 +78,28 @@ def allocations(network: Network) -> dict[str, str]:
     return found
 
 
-def check_requested(network: Network, address: str) -> None:
-    """Refuse an ``--ip`` that this network cannot give (before anything is made)."""
+def check_requested(network: Network, address: str, version: int = 4) -> None:
+    """Refuse an ``--ip`` (``--ip6`` with ``version`` 6) that this network cannot give,
+    before anything is made."""
     if not network.user_defined:
         raise InvalidSpec("user specified IP address is supported on user defined networks "
                           "only")
     try:
-        ip = ipaddress.IPv4Address(address)
+        ip = (ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address)(address)
     except ValueError:
-        raise InvalidSpec(f"invalid IPv4 address: {address}") from None
-    subnet = ipaddress.ip_network(network.subnet)
-    if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address):
+        raise InvalidSpec(f"invalid IPv{version} address: {address}") from None
+    pool = network.subnet if version == 4 else network.subnet6
+    if not pool:
+        raise InvalidSpec(f"invalid address {address}: network {network.name} has no IPv6 "
+                          "subnet (create it with --ipv6 --subnet <IPv6 CIDR>)")
+    subnet = ipaddress.ip_network(pool)
+    reserved = {subnet.network_address, subnet.broadcast_address} if version == 4 else {
+        subnet.network_address}
+    if ip not in subnet or ip in reserved:
         raise InvalidSpec(f"invalid address {address}: it does not belong to any of this "
-                          f"network's subnets ({network.subnet})")
-    if str(ip) == network.gateway:
+                          f"network's subnets ({pool})")
+    gateway = network.gateway if version == 4 else network.gateway6
+    if gateway and ip == ipaddress.ip_address(gateway):
         raise InvalidSpec(f"invalid address {address}: it is the gateway of network "
                           f"{network.name}")
 
@@ -101,22 +109,30 @@ def allocate(network: Network, cid: str, requested: str = "") -> str:
     taken = _taken(network)
     if requested:
         check_requested(network, requested)
-        if not _claim(network, requested, cid):
-            owner = _owner(network, requested)
-            if owner != cid:
-                raise Conflict(f"Address already in use: {requested} is held by container "
-                               f"{(owner or '?')[:12]} on network {network.name}")
-        return requested
+        return _claim_requested(network, requested, cid)
     subnet = ipaddress.ip_network(network.subnet)
     skip = {str(subnet.network_address), str(subnet.broadcast_address), network.gateway}
     return _first_free(network, network.ip_range or network.subnet, skip | taken, cid,
                        "IPv4")
 
 
-def allocate6(network: Network, cid: str) -> str:
-    """Give ``cid`` an IPv6 address from the network's IPv6 subnet; returns it."""
+def allocate6(network: Network, cid: str, requested: str = "") -> str:
+    """Give ``cid`` an IPv6 address from the network's IPv6 subnet (``requested`` if set,
+    in the compressed form its allocation file is named by); returns it."""
+    if requested:
+        check_requested(network, requested, 6)
+        return _claim_requested(network, str(ipaddress.IPv6Address(requested)), cid)
     return _first_free(network, network.subnet6, {network.gateway6} | _taken(network), cid,
                        "IPv6")
+
+
+def _claim_requested(network: Network, address: str, cid: str) -> str:
+    if not _claim(network, address, cid):
+        owner = _owner(network, address)
+        if owner != cid:
+            raise Conflict(f"Address already in use: {address} is held by container "
+                           f"{(owner or '?')[:12]} on network {network.name}")
+    return address
 
 
 def _hosts(pool: str) -> Iterator[str]:

@@ -70,14 +70,17 @@ def validate(spec: ContainerSpec) -> None:
     network = network_of(spec)
     if network is not None and network.driver != "bridge":
         network = None   # `--network <id of host>` and the like: nothing to attach
-    if kind != "network" and (spec.ipv4_address or spec.network_aliases or spec.mac_address):
-        raise InvalidSpec(f"conflicting options: --ip, --network-alias and --mac-address "
+    if kind != "network" and (spec.ipv4_address or spec.ipv6_address or spec.network_aliases
+                              or spec.mac_address):
+        raise InvalidSpec(f"conflicting options: --ip, --ip6, --network-alias and --mac-address "
                           f"cannot be used with network mode {spec.network_mode}")
     if spec.network_aliases and network is not None and not network.user_defined:
         raise InvalidSpec("network-scoped alias is supported only for containers in user "
                           "defined networks")
     if spec.ipv4_address and network is not None:
         ipam.check_requested(network, spec.ipv4_address)
+    if spec.ipv6_address and network is not None:
+        ipam.check_requested(network, spec.ipv6_address, 6)
     if spec.mac_address and not _MAC.fullmatch(spec.mac_address):
         raise InvalidSpec(f"invalid MAC address: {spec.mac_address}")
     for server in spec.dns:
@@ -118,7 +121,7 @@ def prepare(spec: ContainerSpec) -> NetworkConfig:
     if network is not None and network.driver == "bridge":
         config.attachments.append(Attachment(network.id, tuple(spec.network_aliases),
                                              spec.ipv4_address, spec.mac_address.lower(),
-                                             network.name))
+                                             network.name, spec.ipv6_address))
     for item in spec.links:
         target, _, alias = item.partition(":")
         cid, name = _running(target)

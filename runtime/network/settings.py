@@ -12,7 +12,7 @@ from runtime import state
 from runtime.errors import NotFound
 from runtime.logs import timestamp
 from runtime.network import endpoints, sandbox, store
-from runtime.network.endpoints import Endpoint
+from runtime.network.endpoints import Attachment, Endpoint
 
 if TYPE_CHECKING:
     from runtime.containers.store import Record
@@ -26,10 +26,13 @@ def _ports(record: Record) -> dict[str, Any]:
     return dict(ports.bindings(record) or {})
 
 
-def _entry(network_id: str, aliases: tuple[str, ...], requested: str,
+def _entry(network_id: str, aliases: tuple[str, ...], requested: Attachment | None,
            endpoint: Endpoint | None, short_id: str, user_defined: bool) -> dict[str, Any]:
+    asked = {key: value for key, value in (
+        ("IPv4Address", requested.ipv4_address if requested else ""),
+        ("IPv6Address", requested.ipv6_address if requested else "")) if value}
     return {
-        "IPAMConfig": {"IPv4Address": requested} if requested else None,
+        "IPAMConfig": asked or None,
         "Links": None,
         "Aliases": (list(aliases) + [short_id]) if user_defined else None,
         "NetworkID": network_id,
@@ -58,14 +61,14 @@ def network_settings(record: Record, st: state.State) -> dict[str, Any]:
             network_id = store.get(name).id if kind != "container" else ""
         except NotFound:
             network_id = ""
-        networks[name] = _entry(network_id, (), "", None, record.id[:12], False)
+        networks[name] = _entry(network_id, (), None, None, record.id[:12], False)
     for attachment in endpoints.load_config(record.id).attachments:
         try:
             network = store.get(attachment.network_id)
         except NotFound:
             continue
         networks[network.name] = _entry(network.id, attachment.aliases,
-                                        attachment.ipv4_address, live.get(network.id),
+                                        attachment, live.get(network.id),
                                         record.id[:12], network.user_defined)
     top = networks.get("bridge") if kind == "network" else None
     return {

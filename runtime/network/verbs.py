@@ -126,7 +126,7 @@ def _container(ref: str) -> tuple[str, Any, state.State]:
 
 
 def connect(network_ref: str, container_ref: str, aliases: tuple[str, ...] = (),
-            ipv4_address: str = "") -> None:
+            ipv4_address: str = "", ipv6_address: str = "") -> None:
     network = store.get(network_ref)
     cid, record, st = _container(container_ref)
     from runtime.network import sandbox
@@ -145,13 +145,15 @@ def connect(network_ref: str, container_ref: str, aliases: tuple[str, ...] = (),
                           "defined networks")
     if ipv4_address:
         ipam.check_requested(network, ipv4_address)
+    if ipv6_address:
+        ipam.check_requested(network, ipv6_address, 6)
     with endpoints.lock(cid):
         config = endpoints.load_config(cid)
         if any(a.network_id == network.id for a in config.attachments):
             raise Conflict(f"endpoint with name {record.name} already exists in network "
                            f"{network.name}")
         attachment = Attachment(network.id, tuple(aliases), ipv4_address,
-                                network_name=network.name)
+                                network_name=network.name, ipv6_address=ipv6_address)
         running = st.status in (state.RUNNING, state.PAUSED) and bool(st.pid)
         if running:
             live = endpoints.live(cid)

@@ -68,7 +68,7 @@ def plug_one(cid: str, pid: int, attachment: Attachment, ifname: str,
     route_ok = route and not network.internal
     try:
         if network.enable_ipv6:
-            address6 = ipam.allocate6(network, cid)
+            address6 = ipam.allocate6(network, cid, attachment.ipv6_address)
         mac = attachment.mac_address or mac_for(address)
         try:
             links.add_veth(veth, network.bridge, pid, ifname, mac)
@@ -91,6 +91,7 @@ def plug_one(cid: str, pid: int, attachment: Attachment, ifname: str,
                     prefixlen=network.prefixlen, gateway=network.gateway, mac=mac,
                     aliases=attachment.aliases, user_defined=network.user_defined,
                     ifname=ifname, veth=veth, requested_ip=attachment.ipv4_address,
+                    requested_ip6=attachment.ipv6_address,
                     ip6=address6, prefixlen6=network.prefixlen6 if address6 else 0,
                     gateway6=network.gateway6 if address6 else "")
 
