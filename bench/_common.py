@@ -32,9 +32,17 @@ COMMAND_TIMEOUT = 120.0
 DOCKER_CGROUP_PARENT = "moorage-bench-docker"
 # Paths outside the work directory that podman, containerd and dockerd create whatever
 # their flags say; removed at the end only if absent at the start.
-HOST_PATHS = ["/run/containerd", "/run/docker", "/run/runc", "/run/containers", "/run/libpod",
-              "/var/lib/containers", "/etc/cni/net.d/cni.lock", "/etc/containers/networks",
-              "/etc/docker/key.json"]
+HOST_PATHS = [
+    "/run/containerd",
+    "/run/docker",
+    "/run/runc",
+    "/run/containers",
+    "/run/libpod",
+    "/var/lib/containers",
+    "/etc/cni/net.d/cni.lock",
+    "/etc/containers/networks",
+    "/etc/docker/key.json",
+]
 CGROUP_PARENTS = ["libpod_parent", DOCKER_CGROUP_PARENT]
 T = TypeVar("T")
 
@@ -50,17 +58,32 @@ def log(message: str) -> None:
 # ---------------------------------------------------------------- commands and timing
 
 
-def run(cmd: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
-        check: bool = True, timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    check: bool = True,
+    timeout: float = COMMAND_TIMEOUT,
+) -> subprocess.CompletedProcess[str]:
     """Run ``cmd`` to completion with captured output; raise BenchError when it fails."""
     try:
-        done = subprocess.run(list(cmd), env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            list(cmd),
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired as e:
         raise BenchError(f"{' '.join(cmd)} did not finish in {timeout:.0f}s") from e
     if check and done.returncode != 0:
-        raise BenchError(f"{' '.join(cmd)} exited {done.returncode}: "
-                         f"{(done.stderr or done.stdout).strip()[-800:]}")
+        raise BenchError(
+            f"{' '.join(cmd)} exited {done.returncode}: "
+            f"{(done.stderr or done.stdout).strip()[-800:]}"
+        )
     return done
 
 
@@ -71,12 +94,15 @@ def timed(cmd: Sequence[str], *, env: dict[str, str] | None = None) -> float:
     clock covers fork, exec and waiting for the exit status, like ``time`` in a shell.
     """
     start = time.perf_counter()
-    done = subprocess.run(list(cmd), env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, timeout=COMMAND_TIMEOUT)
+    done = subprocess.run(
+        list(cmd), env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=COMMAND_TIMEOUT
+    )
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
-        raise BenchError(f"{' '.join(cmd)} exited {done.returncode}: "
-                         f"{done.stderr.decode(errors='replace').strip()[-800:]}")
+        raise BenchError(
+            f"{' '.join(cmd)} exited {done.returncode}: "
+            f"{done.stderr.decode(errors='replace').strip()[-800:]}"
+        )
     return elapsed
 
 
@@ -91,8 +117,13 @@ class Stats:
     @classmethod
     def of(cls, samples: Sequence[float]) -> Stats:
         ordered = sorted(samples)
-        return cls(len(ordered), statistics.median(ordered), percentile(ordered, 90),
-                   ordered[0], ordered[-1])
+        return cls(
+            len(ordered),
+            statistics.median(ordered),
+            percentile(ordered, 90),
+            ordered[0],
+            ordered[-1],
+        )
 
 
 def percentile(samples: Sequence[float], pct: int) -> float:
@@ -110,6 +141,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 
     def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
     rule = "| " + " | ".join("-" * w for w in widths) + " |"
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
 
@@ -176,8 +208,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(what: str, ready: Callable[[], bool], process: subprocess.Popen[bytes],
-               timeout: float = 60.0) -> None:
+def wait_until(
+    what: str, ready: Callable[[], bool], process: subprocess.Popen[bytes], timeout: float = 60.0
+) -> None:
     """Poll ``ready()`` until it holds, failing early if ``process`` dies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -189,8 +222,9 @@ def wait_until(what: str, ready: Callable[[], bool], process: subprocess.Popen[b
     raise BenchError(f"{what} was not ready within {timeout:.0f}s")
 
 
-def wait_for_socket(path: Path, process: subprocess.Popen[bytes], what: str,
-                    timeout: float = 60.0) -> None:
+def wait_for_socket(
+    path: Path, process: subprocess.Popen[bytes], what: str, timeout: float = 60.0
+) -> None:
     """Wait until ``path`` accepts a connection, failing early if ``process`` dies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -280,8 +314,9 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def claim_workdir(script: str, workdir: Path, *, root_because: str = "",
-                  crash_hint: bool = False) -> Path | None:
+def claim_workdir(
+    script: str, workdir: Path, *, root_because: str = "", crash_hint: bool = False
+) -> Path | None:
     """The checks before a bench touches anything: root, and a work directory that no
     other run holds. Prints why and returns None when the bench must not start.
 
@@ -294,8 +329,7 @@ def claim_workdir(script: str, workdir: Path, *, root_because: str = "",
     work = workdir.resolve()
     if work.exists():
         hint = "; remove it once nothing is mounted under it" if crash_hint else ""
-        print(f"{work} exists: another bench running, or one that crashed{hint}",
-              file=sys.stderr)
+        print(f"{work} exists: another bench running, or one that crashed{hint}", file=sys.stderr)
         return None
     signal.signal(signal.SIGTERM, _interrupt)
     return work

@@ -78,7 +78,7 @@ def main(argv: list[str]) -> int:
     work.mkdir(parents=True)
     moorage = Moorage(work)
     docker = Docker(work) if "docker" not in args.skip else None
-    prefixes: dict[str, list[str]] = {}   # engine -> its CLI, up to the verb
+    prefixes: dict[str, list[str]] = {}  # engine -> its CLI, up to the verb
     contexts: dict[str, Path] = {}
     envs: dict[str, dict[str, str]] = {}
     samples: dict[tuple[str, str], list[float]] = {}
@@ -99,8 +99,16 @@ def main(argv: list[str]) -> int:
         for rnd in range(args.runs):
             for name in rotate(names, rnd):
                 for kind, extra in (("cold", ["--no-cache"]), ("cached", [])):
-                    cmd = [*prefixes[name], "build", "--network", "none", "-t", "app", *extra,
-                           str(contexts[name])]
+                    cmd = [
+                        *prefixes[name],
+                        "build",
+                        "--network",
+                        "none",
+                        "-t",
+                        "app",
+                        *extra,
+                        str(contexts[name]),
+                    ]
                     samples.setdefault((name, kind), []).append(timed(cmd, env=envs[name]))
             log(f"{rnd + 1}/{args.runs} rounds done")
     finally:
@@ -109,13 +117,18 @@ def main(argv: list[str]) -> int:
     for kind in ("cold", "cached"):
         for name in prefixes:
             stats = Stats.of(samples[(name, kind)])
-            rows.append([f"{name} build ({kind})", ms(stats.median), ms(stats.p90),
-                         ms(stats.minimum)])
-    text = (f"# Build: 10-step Dockerfile, cold and cached\n\n"
-            f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
-            f"{args.runs} rounds, {time.monotonic() - started:.0f} s in all\n\n"
-            + markdown_table(["command", "median", "p90", "min"], rows) + "\n\n"
-            + "\n".join(f"- {name}: {version}" for name, version in versions.items()) + "\n")
+            rows.append(
+                [f"{name} build ({kind})", ms(stats.median), ms(stats.p90), ms(stats.minimum)]
+            )
+    text = (
+        f"# Build: 10-step Dockerfile, cold and cached\n\n"
+        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
+        f"{args.runs} rounds, {time.monotonic() - started:.0f} s in all\n\n"
+        + markdown_table(["command", "median", "p90", "min"], rows)
+        + "\n\n"
+        + "\n".join(f"- {name}: {version}" for name, version in versions.items())
+        + "\n"
+    )
     write_report("build", text)
     return 0
 

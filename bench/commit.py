@@ -51,23 +51,46 @@ COMMITTED = "bench-committed"
 
 def writer_script(size_mb: int) -> str:
     """busybox sh: ``size_mb`` MiB of incompressible files, FILE_MB MiB each."""
-    return (f"mkdir /changes && i=0; while [ $i -lt {size_mb // FILE_MB} ]; do "
-            f"head -c {FILE_MB << 20} /dev/urandom > /changes/f$i || exit 1; "
-            "i=$((i+1)); done")
+    return (
+        f"mkdir /changes && i=0; while [ $i -lt {size_mb // FILE_MB} ]; do "
+        f"head -c {FILE_MB << 20} /dev/urandom > /changes/f$i || exit 1; "
+        "i=$((i+1)); done"
+    )
 
 
 class Committer:
     """One engine seen through the three commands of a round: run, commit, clean."""
 
-    def __init__(self, name: str, base: list[str], image: str, run_flags: list[str],
-                 env: dict[str, str] | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        base: list[str],
+        image: str,
+        run_flags: list[str],
+        env: dict[str, str] | None,
+    ) -> None:
         self.name, self.base, self.image = name, base, image
         self.run_flags, self.env = run_flags, env
 
     def prepare(self, n: int, script: str) -> str:
         container = f"bench-commit-{n}"
-        run([*self.base, "run", "--name", container, "--network", "none", *self.run_flags,
-             self.image, "sh", "-c", script], env=self.env, timeout=300)
+        run(
+            [
+                *self.base,
+                "run",
+                "--name",
+                container,
+                "--network",
+                "none",
+                *self.run_flags,
+                self.image,
+                "sh",
+                "-c",
+                script,
+            ],
+            env=self.env,
+            timeout=300,
+        )
         run(["sync"])
         return container
 
@@ -94,8 +117,9 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     load_at_start = f"{os.getloadavg()[0]:.2f}"
     others = [name for name in ("podman", "docker") if name not in args.skip]
-    ensure_packages({binary: package for name in others
-                     for binary, package in PACKAGES[name].items()})
+    ensure_packages(
+        {binary: package for name in others for binary, package in PACKAGES[name].items()}
+    )
     before = host_snapshot()
     work.mkdir(parents=True)
     moorage = Moorage(work)
@@ -108,9 +132,15 @@ def main(argv: list[str]) -> int:
         set_up_engines(work, moorage, engines)
         committers.append(Committer("moorage", moorage.cli, "busybox", [], moorage.env))
         for engine in engines[1:]:
-            committers.append(Committer(
-                engine.name, engine.base, IMAGE, ULIMITS if engine.name == "podman" else [],
-                getattr(engine, "env", None)))
+            committers.append(
+                Committer(
+                    engine.name,
+                    engine.base,
+                    IMAGE,
+                    ULIMITS if engine.name == "podman" else [],
+                    getattr(engine, "env", None),
+                )
+            )
         for rnd in range(args.warmup + args.runs):
             for c in rotate(committers, rnd):
                 container = c.prepare(rnd, script)
@@ -123,23 +153,37 @@ def main(argv: list[str]) -> int:
     finally:
         tear_down(work, before, engines)
     load = (load_at_start, f"{os.getloadavg()[0]:.2f}")
-    text = report([c.name for c in committers], samples, versions, args,
-                  time.monotonic() - started, load)
+    text = report(
+        [c.name for c in committers], samples, versions, args, time.monotonic() - started, load
+    )
     write_report("commit", text)
     return 0
 
 
-def report(names: list[str], samples: dict[str, list[float]], versions: dict[str, str],
-           args: argparse.Namespace, elapsed: float, load: tuple[str, str]) -> str:
+def report(
+    names: list[str],
+    samples: dict[str, list[float]],
+    versions: dict[str, str],
+    args: argparse.Namespace,
+    elapsed: float,
+    load: tuple[str, str],
+) -> str:
     base = Stats.of(samples["moorage"]).median
     rows = []
     for name in names:
         s = Stats.of(samples[name])
-        rows.append([name, f"{s.median:.2f}", f"{s.p90:.2f}", f"{s.minimum:.2f}",
-                     f"{s.maximum:.2f}", f"{s.median / base:.2f}"])
+        rows.append(
+            [
+                name,
+                f"{s.median:.2f}",
+                f"{s.p90:.2f}",
+                f"{s.minimum:.2f}",
+                f"{s.maximum:.2f}",
+                f"{s.median / base:.2f}",
+            ]
+        )
     lines = [
-        f"# commit of a container with {args.size_mb} MiB of changes: moorage vs podman, "
-        "docker",
+        f"# commit of a container with {args.size_mb} MiB of changes: moorage vs podman, docker",
         "",
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}, {platform.node()}, "
         f"kernel {platform.release()}, {os.cpu_count()} CPUs, {args.runs} timed rounds after "
@@ -148,16 +192,23 @@ def report(names: list[str], samples: dict[str, list[float]], versions: dict[str
         f"`commit`; wall time in seconds; 1-min load average {load[0]} at start, "
         f"{load[1]} at the end.",
         "",
-        markdown_table(["engine", "median s", "p90 s", "min s", "max s",
-                        "engine / moorage"], rows),
+        markdown_table(["engine", "median s", "p90 s", "min s", "max s", "engine / moorage"], rows),
         "",
     ]
     if "docker" in samples:
         r = Stats.of(samples["docker"]).median / base
-        lines += [f"Target: moorage no slower than docker: docker / moorage = {r:.2f} -> "
-                  f"{'met' if r >= 1 else 'NOT met'}.", ""]
-    lines += ["Versions:", *(f"- {name}: {v}" for name, v in versions.items()), "",
-              f"Whole bench: {elapsed:.0f}s.", ""]
+        lines += [
+            f"Target: moorage no slower than docker: docker / moorage = {r:.2f} -> "
+            f"{'met' if r >= 1 else 'NOT met'}.",
+            "",
+        ]
+    lines += [
+        "Versions:",
+        *(f"- {name}: {v}" for name, v in versions.items()),
+        "",
+        f"Whole bench: {elapsed:.0f}s.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -66,7 +66,7 @@ from _common import (
 from run_start import IMAGE, PACKAGES, Docker, Moorage, prepare_rootfs
 
 REPO = BENCH_DIR.parent
-TEAMS = ["red", "blue", "green", "yellow"]   # rows go round-robin to these and to global
+TEAMS = ["red", "blue", "green", "yellow"]  # rows go round-robin to these and to global
 
 
 # ---------------------------------------------------------------- Django, redis, Celery
@@ -74,15 +74,18 @@ TEAMS = ["red", "blue", "green", "yellow"]   # rows go round-robin to these and 
 
 def setup_django(work: Path, redis_url: str) -> None:
     """Settings from webui.settings, on a database and redis of the bench's own."""
-    os.environ.update(DATABASE_URL=f"sqlite:///{work / 'db.sqlite3'}", REDIS_URL=redis_url,
-                      DJANGO_SETTINGS_MODULE="webui.settings",
-                      # A key of its own: webui.settings would otherwise create var/secret_key.
-                      DJANGO_SECRET_KEY=os.environ.get("DJANGO_SECRET_KEY")
-                      or secrets.token_urlsafe(50))
+    os.environ.update(
+        DATABASE_URL=f"sqlite:///{work / 'db.sqlite3'}",
+        REDIS_URL=redis_url,
+        DJANGO_SETTINGS_MODULE="webui.settings",
+        # A key of its own: webui.settings would otherwise create var/secret_key.
+        DJANGO_SECRET_KEY=os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50),
+    )
     os.environ.pop("MOORAGE_DEBUG", None)
     sys.path.insert(0, str(REPO))
     import django
     from django.core.management import call_command
+
     django.setup()
     call_command("migrate", verbosity=0, interactive=False)
 
@@ -105,18 +108,36 @@ def make_rows(rows: int) -> People:
     admin = users.create_superuser("bench-root", password=secrets.token_urlsafe(16))
     operator = users.create_user("bench-operator", password=secrets.token_urlsafe(16))
     Membership.objects.create(user=operator, team=teams[0], role="operator")
-    states = [ContainerState.RUNNING, ContainerState.RUNNING, ContainerState.EXITED,
-              ContainerState.CREATED, ContainerState.PAUSED]
+    states = [
+        ContainerState.RUNNING,
+        ContainerState.RUNNING,
+        ContainerState.EXITED,
+        ContainerState.CREATED,
+        ContainerState.PAUSED,
+    ]
     now = timezone.now()
     owners = [*teams, None]
-    ContainerMirror.objects.bulk_create([
-        ContainerMirror(
-            engine_id=secrets.token_hex(32), name=f"bench-{i:04d}", image="busybox:latest",
-            image_id="sha256:" + "ab" * 32, command="sleep 1000", state=states[i % len(states)],
-            created_at=now - datetime.timedelta(seconds=i), started_at=now, host="fake",
-            team=owners[i % len(owners)], labels={"bench": "yes", "n": str(i)},
-            ports="0.0.0.0:8080->80/tcp" if i % 3 == 0 else "", pid=1000 + i)
-        for i in range(rows)], batch_size=500)
+    ContainerMirror.objects.bulk_create(
+        [
+            ContainerMirror(
+                engine_id=secrets.token_hex(32),
+                name=f"bench-{i:04d}",
+                image="busybox:latest",
+                image_id="sha256:" + "ab" * 32,
+                command="sleep 1000",
+                state=states[i % len(states)],
+                created_at=now - datetime.timedelta(seconds=i),
+                started_at=now,
+                host="fake",
+                team=owners[i % len(owners)],
+                labels={"bench": "yes", "n": str(i)},
+                ports="0.0.0.0:8080->80/tcp" if i % 3 == 0 else "",
+                pid=1000 + i,
+            )
+            for i in range(rows)
+        ],
+        batch_size=500,
+    )
     return People(admin, operator, teams[0])
 
 
@@ -139,8 +160,10 @@ def bench_page(people: People, requests: int, warmup: int) -> dict[str, tuple[li
             response = client.get("/containers/")
             elapsed = time.perf_counter() - start
             if response.status_code != 200 or b"bench-0" not in response.content:
-                raise BenchError(f"/containers/ as {label} answered {response.status_code} "
-                                 "without the bench's rows")
+                raise BenchError(
+                    f"/containers/ as {label} answered {response.status_code} "
+                    "without the bench's rows"
+                )
             if n >= warmup:
                 samples[label].append(elapsed)
     return {label: (samples[label], clients[label][1]) for label in clients}
@@ -149,7 +172,7 @@ def bench_page(people: People, requests: int, warmup: int) -> dict[str, tuple[li
 class Backend:
     """A private redis-server and a real Celery worker against the bench's database."""
 
-    name = "worker and redis"   # in clean-up messages
+    name = "worker and redis"  # in clean-up messages
 
     def __init__(self, work: Path, engine_env: dict[str, str]) -> None:
         self.work = work
@@ -162,9 +185,26 @@ class Backend:
     def start_redis(self) -> None:
         (self.work / "redis").mkdir()
         self.redis = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir",
-             str(self.work / "redis"), "--save", "", "--appendonly", "no", "--daemonize", "no",
-             "--loglevel", "warning"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.work / "redis"),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
 
         def pong() -> bool:
             with socket.socket() as s:
@@ -174,6 +214,7 @@ class Backend:
                     return s.recv(16).startswith(b"+PONG")
                 except OSError:
                     return False
+
         wait_until("redis-server", pong, self.redis)
 
     def start_worker(self) -> None:
@@ -184,13 +225,32 @@ class Backend:
         env = dict(os.environ, **self.engine_env, PYTHONPATH=str(REPO))
         with open(self.work / "worker.log", "wb") as logfile:
             self.worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "webui", "worker", "--concurrency", "2",
-                 "--pool", "prefork", "--loglevel", "INFO",
-                 "--hostname", f"moorage-bench-{os.getpid()}@%h"],
-                cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=logfile,
-                stderr=subprocess.STDOUT, start_new_session=True)
-        wait_until("celery worker", lambda: bool(app.control.ping(timeout=0.5)), self.worker,
-                   timeout=90)
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "webui",
+                    "worker",
+                    "--concurrency",
+                    "2",
+                    "--pool",
+                    "prefork",
+                    "--loglevel",
+                    "INFO",
+                    "--hostname",
+                    f"moorage-bench-{os.getpid()}@%h",
+                ],
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=logfile,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_until(
+            "celery worker", lambda: bool(app.control.ping(timeout=0.5)), self.worker, timeout=90
+        )
 
     def cleanup(self) -> None:
         if self.worker:
@@ -216,8 +276,12 @@ class MoorageBulk:
     def start(self, count: int) -> list[str]:
         from containers_app import mirror
 
-        ids = [self.moorage.moorage("run", "-d", "--network", "none", "busybox", "sleep",
-                                    "1000").stdout.strip() for _ in range(count)]
+        ids = [
+            self.moorage.moorage(
+                "run", "-d", "--network", "none", "busybox", "sleep", "1000"
+            ).stdout.strip()
+            for _ in range(count)
+        ]
         for cid in ids:
             mirror.sync_container(cid)
         return ids
@@ -248,11 +312,13 @@ class MoorageBulk:
         # and the mirror resync around it.
         self.report.setdefault("item", []).extend(
             (done - began).total_seconds()
-            for began, done in job.items.values_list("started_at", "finished_at"))
+            for began, done in job.items.values_list("started_at", "finished_at")
+        )
         worker = (job.finished_at - job.started_at).total_seconds()
         self.report.setdefault("worker", []).append(worker)
         self.report.setdefault("queued", []).append(
-            (job.started_at - job.created_at).total_seconds())
+            (job.started_at - job.created_at).total_seconds()
+        )
         return elapsed
 
 
@@ -264,8 +330,13 @@ class DockerBulk:
         self.docker = docker
 
     def start(self, count: int) -> list[str]:
-        return [run([*self.docker.base, "run", "-d", "--network", "none", IMAGE, "sleep",
-                     "1000"], env=self.docker.env).stdout.strip() for _ in range(count)]
+        return [
+            run(
+                [*self.docker.base, "run", "-d", "--network", "none", IMAGE, "sleep", "1000"],
+                env=self.docker.env,
+            ).stdout.strip()
+            for _ in range(count)
+        ]
 
     def remove(self, ids: list[str]) -> float:
         start = time.perf_counter()
@@ -283,20 +354,34 @@ def bench_bulk(engines: list[Any], rounds: int, count: int) -> dict[str, list[fl
             ids = engine.start(count)
             elapsed = engine.remove(ids)
             samples[engine.name].append(elapsed)
-            log(f"bulk round {rnd + 1}/{rounds}, {engine.name}: {count} removed in "
-                f"{elapsed:.2f}s")
+            log(f"bulk round {rnd + 1}/{rounds}, {engine.name}: {count} removed in {elapsed:.2f}s")
     return samples
 
 
 # ---------------------------------------------------------------- report and main
 
 
-def report(page: dict[str, tuple[list[float], int]], bulk: dict[str, list[float]],
-           bulk_engines: list[Any], versions: dict[str, str], args: argparse.Namespace,
-           elapsed: float, load: tuple[str, str]) -> str:
-    page_rows = [[label, str(visible), str(len(s)), f"{percentile(s, 50) * 1000:.1f}",
-                  f"{percentile(s, 95) * 1000:.1f}", f"{min(s) * 1000:.1f}",
-                  f"{max(s) * 1000:.1f}"] for label, (s, visible) in page.items()]
+def report(
+    page: dict[str, tuple[list[float], int]],
+    bulk: dict[str, list[float]],
+    bulk_engines: list[Any],
+    versions: dict[str, str],
+    args: argparse.Namespace,
+    elapsed: float,
+    load: tuple[str, str],
+) -> str:
+    page_rows = [
+        [
+            label,
+            str(visible),
+            str(len(s)),
+            f"{percentile(s, 50) * 1000:.1f}",
+            f"{percentile(s, 95) * 1000:.1f}",
+            f"{min(s) * 1000:.1f}",
+            f"{max(s) * 1000:.1f}",
+        ]
+        for label, (s, visible) in page.items()
+    ]
     lines = [
         "# Dashboard: containers page and bulk remove",
         "",
@@ -308,39 +393,67 @@ def report(page: dict[str, tuple[list[float], int]], bulk: dict[str, list[float]
         f"django.test.Client in process, {args.requests} requests per user after "
         f"{args.warmup} warm-up)",
         "",
-        markdown_table(["user", "rows visible", "requests", "p50 ms", "p95 ms", "min ms",
-                        "max ms"], page_rows),
+        markdown_table(
+            ["user", "rows visible", "requests", "p50 ms", "p95 ms", "min ms", "max ms"], page_rows
+        ),
         "",
     ]
-    targets = [f"- page p50 under 150 ms ({label}): {percentile(s, 50) * 1000:.0f} ms -> "
-               f"{'met' if percentile(s, 50) < 0.150 else 'NOT met'}"
-               for label, (s, _) in page.items()]
+    targets = [
+        f"- page p50 under 150 ms ({label}): {percentile(s, 50) * 1000:.0f} ms -> "
+        f"{'met' if percentile(s, 50) < 0.150 else 'NOT met'}"
+        for label, (s, _) in page.items()
+    ]
     if bulk:
         stats = {name: Stats.of(values) for name, values in bulk.items()}
-        rows = [[e.name, e.command, f"{stats[e.name].median:.2f}",
-                 f"{stats[e.name].minimum:.2f}", f"{stats[e.name].maximum:.2f}",
-                 f"{stats[e.name].median / args.containers * 1000:.0f}"] for e in bulk_engines]
-        lines += [f"## Kill + remove of {args.containers} running busybox containers "
-                  f"({args.rounds} rounds, rotating order)", "",
-                  markdown_table(["engine", "how", "median s", "min s", "max s",
-                                  "per container ms"], rows), ""]
+        rows = [
+            [
+                e.name,
+                e.command,
+                f"{stats[e.name].median:.2f}",
+                f"{stats[e.name].minimum:.2f}",
+                f"{stats[e.name].maximum:.2f}",
+                f"{stats[e.name].median / args.containers * 1000:.0f}",
+            ]
+            for e in bulk_engines
+        ]
+        lines += [
+            f"## Kill + remove of {args.containers} running busybox containers "
+            f"({args.rounds} rounds, rotating order)",
+            "",
+            markdown_table(
+                ["engine", "how", "median s", "min s", "max s", "per container ms"], rows
+            ),
+            "",
+        ]
         extra = bulk_engines[0].report
         if extra:
-            lines += [f"moorage job: median {Stats.of(extra['queued']).median:.2f}s from the "
-                      f"service call to the worker taking the job, "
-                      f"{Stats.of(extra['worker']).median:.2f}s in the worker; one item's "
-                      f"containers.remove(force=True) takes a median "
-                      f"{Stats.of(extra['item']).median * 1000:.0f} ms (p90 "
-                      f"{Stats.of(extra['item']).p90 * 1000:.0f} ms). The job runs "
-                      f"{extra['parallel']} items at a time and resyncs the mirror once at "
-                      "its end; docker's client sends its removals at once.", ""]
+            lines += [
+                f"moorage job: median {Stats.of(extra['queued']).median:.2f}s from the "
+                f"service call to the worker taking the job, "
+                f"{Stats.of(extra['worker']).median:.2f}s in the worker; one item's "
+                f"containers.remove(force=True) takes a median "
+                f"{Stats.of(extra['item']).median * 1000:.0f} ms (p90 "
+                f"{Stats.of(extra['item']).p90 * 1000:.0f} ms). The job runs "
+                f"{extra['parallel']} items at a time and resyncs the mirror once at "
+                "its end; docker's client sends its removals at once.",
+                "",
+            ]
         if "docker" in stats:
             r = stats["docker"].median / stats["moorage"].median
-            targets.append(f"- bulk faster than docker rm -f: docker / moorage = {r:.2f} -> "
-                           f"{'met' if r > 1 else 'NOT met'}")
-    lines += ["Targets (issue 5):", *targets, "",
-              "Versions:", *(f"- {name}: {v}" for name, v in versions.items()), "",
-              f"Whole bench: {elapsed:.0f}s.", ""]
+            targets.append(
+                f"- bulk faster than docker rm -f: docker / moorage = {r:.2f} -> "
+                f"{'met' if r > 1 else 'NOT met'}"
+            )
+    lines += [
+        "Targets (issue 5):",
+        *targets,
+        "",
+        "Versions:",
+        *(f"- {name}: {v}" for name, v in versions.items()),
+        "",
+        f"Whole bench: {elapsed:.0f}s.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -354,8 +467,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/moorage-bench-dashboard"))
     parser.add_argument("--skip", action="append", default=[], choices=["docker"])
     args = parser.parse_args(argv)
-    work = claim_workdir("dashboard.py", args.workdir,
-                         root_because="its worker runs containers", crash_hint=True)
+    work = claim_workdir(
+        "dashboard.py", args.workdir, root_because="its worker runs containers", crash_hint=True
+    )
     if work is None:
         return 1
     started = time.monotonic()
@@ -369,8 +483,9 @@ def main(argv: list[str]) -> int:
     moorage = Moorage(work)
     moorage.env["MOORAGE_PREFIX"] = "moorage-bdash"
     docker = Docker(work) if "docker" not in args.skip and args.rounds else None
-    backend = Backend(work, {k: moorage.env[k] for k in
-                             ("MOORAGE_ROOT", "MOORAGE_RUN", "MOORAGE_PREFIX")})
+    backend = Backend(
+        work, {k: moorage.env[k] for k in ("MOORAGE_ROOT", "MOORAGE_RUN", "MOORAGE_PREFIX")}
+    )
     bulk: dict[str, list[float]] = {}
     bulk_engines: list[Any] = []
     try:
@@ -380,8 +495,10 @@ def main(argv: list[str]) -> int:
         people = make_rows(args.rows)
         log(f"rendering /containers/ {args.requests} times per user")
         page = bench_page(people, args.requests, args.warmup)
-        versions = {"django": version_of([sys.executable, "-m", "django", "--version"]),
-                    "redis": version_of(["redis-server", "--version"])}
+        versions = {
+            "django": version_of([sys.executable, "-m", "django", "--version"]),
+            "redis": version_of(["redis-server", "--version"]),
+        }
         if args.rounds:
             log("bootstrapping busybox in a private MOORAGE_ROOT")
             layers = moorage.bootstrap()

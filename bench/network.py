@@ -72,7 +72,7 @@ from run_start import (
 MOORAGE_BRIDGE = "mb-br0"
 DOCKER_BRIDGE = "mb-docker0"
 PODMAN_BRIDGE = "podman0"
-PODMAN_SUBNET = "10.88.0.0/16"   # podman's built-in default network
+PODMAN_SUBNET = "10.88.0.0/16"  # podman's built-in default network
 # Tables netavark (through iptables-nft) makes; removed at the end only if they were
 # absent at the start and hold nothing but its chains and the base chains.
 FIREWALL_TABLES = [("ip", "filter"), ("ip", "nat"), ("ip6", "filter"), ("ip6", "nat")]
@@ -90,12 +90,20 @@ class NetMoorage(Moorage):
         super().__init__(work)
         # Names and subnet of its own: other engineers' engines and test suites on this
         # machine use moorage0/mg-/mt-/mx- and their own subnets and nft tables.
-        self.env.update(MOORAGE_PREFIX="moorage-bnet", MOORAGE_LINK_PREFIX="mb-",
-                        MOORAGE_BRIDGE=MOORAGE_BRIDGE, MOORAGE_DEFAULT_SUBNET=subnet,
-                        MOORAGE_ADDRESS_POOL="10.180.0.0/14")
-        for key in ("MOORAGE_LINK_PREFIX", "MOORAGE_BRIDGE", "MOORAGE_DEFAULT_SUBNET",
-                    "MOORAGE_ADDRESS_POOL"):
-            os.environ[key] = self.env[key]   # for the in-process clean-up (gc)
+        self.env.update(
+            MOORAGE_PREFIX="moorage-bnet",
+            MOORAGE_LINK_PREFIX="mb-",
+            MOORAGE_BRIDGE=MOORAGE_BRIDGE,
+            MOORAGE_DEFAULT_SUBNET=subnet,
+            MOORAGE_ADDRESS_POOL="10.180.0.0/14",
+        )
+        for key in (
+            "MOORAGE_LINK_PREFIX",
+            "MOORAGE_BRIDGE",
+            "MOORAGE_DEFAULT_SUBNET",
+            "MOORAGE_ADDRESS_POOL",
+        ):
+            os.environ[key] = self.env[key]  # for the in-process clean-up (gc)
 
     def run_once(self, n: int) -> float:
         return timed([*self.cli, "run", "--rm", "busybox", "true"], env=self.env)
@@ -110,6 +118,7 @@ class NetMoorage(Moorage):
         super().cleanup()
         if (self.work / "root").exists():
             from runtime.network import gc
+
             gone = gc.remove_everything()
             if gone:
                 log(f"moorage networking removed: {', '.join(gone)}")
@@ -127,8 +136,13 @@ class NetDocker(Docker):
         if cmd[0].endswith("dockerd"):
             # run_start.py's dockerd has no bridge; here containers get the default bridge
             # network on a bridge of our own, published ports through docker-proxy.
-            cmd = [{"--bridge=none": f"--bridge={DOCKER_BRIDGE}",
-                    "--userland-proxy=false": "--userland-proxy=true"}.get(a, a) for a in cmd]
+            cmd = [
+                {
+                    "--bridge=none": f"--bridge={DOCKER_BRIDGE}",
+                    "--userland-proxy=false": "--userland-proxy=true",
+                }.get(a, a)
+                for a in cmd
+            ]
         return super()._daemon(cmd, logname)
 
     def setup(self, rootfs: Path, tarball: Path) -> None:
@@ -143,8 +157,9 @@ class NetDocker(Docker):
         return timed([*self.base, "run", "--rm", IMAGE, "true"], env=self.env)
 
     def start_published(self, port: int) -> str:
-        return run([*self.base, "run", "-d", "-p", f"{port}:80", IMAGE, *HTTPD],
-                   env=self.env).stdout.strip()
+        return run(
+            [*self.base, "run", "-d", "-p", f"{port}:80", IMAGE, *HTTPD], env=self.env
+        ).stdout.strip()
 
     def remove(self, ids: list[str]) -> None:
         run([*self.base, "rm", "-f", *ids], env=self.env)
@@ -167,8 +182,9 @@ class NetPodman(Podman):
         return timed([*self.base, "run", "--rm", *ULIMITS, IMAGE, "true"])
 
     def start_published(self, port: int) -> str:
-        return run([*self.base, "run", "-d", "-p", f"{port}:80", *ULIMITS, IMAGE,
-                    *HTTPD]).stdout.strip()
+        return run(
+            [*self.base, "run", "-d", "-p", f"{port}:80", *ULIMITS, IMAGE, *HTTPD]
+        ).stdout.strip()
 
     def remove(self, ids: list[str]) -> None:
         run([*self.base, "rm", "-f", "-t", "0", *ids])
@@ -201,8 +217,10 @@ def check_subnets(subnets: dict[str, str]) -> None:
         net = ipaddress.ip_network(subnet)
         clash = [str(r) for r in routed if r.overlaps(net) and r.prefixlen > 0]
         if clash:
-            raise BenchError(f"the {what} subnet {subnet} overlaps routes already on this host "
-                             f"({', '.join(clash)}); pick another with --{what}-subnet")
+            raise BenchError(
+                f"the {what} subnet {subnet} overlaps routes already on this host "
+                f"({', '.join(clash)}); pick another with --{what}-subnet"
+            )
 
 
 def port_is_free(port: int) -> bool:
@@ -238,8 +256,9 @@ def http_answer(port: int, timeout: float = 15.0) -> int:
             return response.status
         except (OSError, http.client.HTTPException) as e:
             if time.monotonic() > deadline:
-                raise BenchError(f"nothing answered HTTP on 127.0.0.1:{port} within "
-                                 f"{timeout:.0f}s: {e}") from e
+                raise BenchError(
+                    f"nothing answered HTTP on 127.0.0.1:{port} within {timeout:.0f}s: {e}"
+                ) from e
             time.sleep(0.02)
         finally:
             conn.close()
@@ -247,8 +266,11 @@ def http_answer(port: int, timeout: float = 15.0) -> int:
 
 def nft_tables() -> set[tuple[str, str]]:
     done = run(["nft", "list", "tables"], check=False)
-    return {tuple(row.split()[1:3]) for row in done.stdout.splitlines()  # type: ignore[misc]
-            if row.startswith("table ")}
+    return {
+        tuple(row.split()[1:3])
+        for row in done.stdout.splitlines()  # type: ignore[misc]
+        if row.startswith("table ")
+    }
 
 
 def remove_netavark_tables(before: set[tuple[str, str]]) -> None:
@@ -256,8 +278,9 @@ def remove_netavark_tables(before: set[tuple[str, str]]) -> None:
     and hold only its chains; anything else in them is someone else's and stays."""
     for family, name in set(FIREWALL_TABLES) & (nft_tables() - before):
         listing = run(["nft", "list", "table", family, name], check=False).stdout
-        chains = {row.split()[1] for row in listing.splitlines()
-                  if row.strip().startswith("chain ")}
+        chains = {
+            row.split()[1] for row in listing.splitlines() if row.strip().startswith("chain ")
+        }
         foreign = [c for c in chains if c not in BASE_CHAINS and not c.startswith("NETAVARK")]
         if foreign:
             log(f"leaving nft table {family} {name}: it has chains {foreign}")
@@ -288,17 +311,19 @@ def published_round(engine: NetEngine, ports: range) -> tuple[float, float, floa
         ids = []
         return all_started, all_answered, removed, statuses
     finally:
-        if ids:   # a failed round: take its containers down before raising
+        if ids:  # a failed round: take its containers down before raising
             try:
                 engine.remove(ids)
             except BenchError as e:
                 log(f"removing {engine.name}'s containers after a failure: {e}")
 
 
-def bench_published(engines: list[NetEngine], rounds: int, ports: dict[str, range]
-                    ) -> tuple[dict[str, dict[str, Stats]], dict[str, set[int]], list[str]]:
+def bench_published(
+    engines: list[NetEngine], rounds: int, ports: dict[str, range]
+) -> tuple[dict[str, dict[str, Stats]], dict[str, set[int]], list[str]]:
     samples: dict[str, dict[str, list[float]]] = {
-        e.name: {"start": [], "answer": [], "remove": []} for e in engines}
+        e.name: {"start": [], "answer": [], "remove": []} for e in engines
+    }
     statuses: dict[str, set[int]] = {e.name: set() for e in engines}
     failures: list[str] = []
     for rnd in range(rounds):
@@ -314,29 +339,60 @@ def bench_published(engines: list[NetEngine], rounds: int, ports: dict[str, rang
             for key, value in (("start", start), ("answer", answer), ("remove", remove)):
                 samples[engine.name][key].append(value)
             statuses[engine.name] |= seen
-            log(f"published ports, round {rnd + 1}/{rounds}, {engine.name}: start {start:.1f}s, "
-                f"all answered {answer:.1f}s, rm -f {remove:.1f}s")
-    return ({name: {k: Stats.of(v) for k, v in kinds.items()}
-             for name, kinds in samples.items() if kinds["start"]}, statuses, failures)
+            log(
+                f"published ports, round {rnd + 1}/{rounds}, {engine.name}: start {start:.1f}s, "
+                f"all answered {answer:.1f}s, rm -f {remove:.1f}s"
+            )
+    return (
+        {
+            name: {k: Stats.of(v) for k, v in kinds.items()}
+            for name, kinds in samples.items()
+            if kinds["start"]
+        },
+        statuses,
+        failures,
+    )
 
 
-def report(engines: list[NetEngine], true: dict[str, Stats],
-           published: dict[str, dict[str, Stats]], statuses: dict[str, set[int]],
-           failures: list[str], versions: dict[str, str], args: argparse.Namespace, elapsed: float,
-           load: tuple[str, str]) -> str:
+def report(
+    engines: list[NetEngine],
+    true: dict[str, Stats],
+    published: dict[str, dict[str, Stats]],
+    statuses: dict[str, set[int]],
+    failures: list[str],
+    versions: dict[str, str],
+    args: argparse.Namespace,
+    elapsed: float,
+    load: tuple[str, str],
+) -> str:
     n = args.containers
     base = true["moorage"].median
-    rows = [[e.name, e.command, ms(true[e.name].median), ms(true[e.name].p90),
-             ms(true[e.name].minimum), ms(true[e.name].maximum),
-             f"{true[e.name].median / base:.2f}"] for e in engines]
+    rows = [
+        [
+            e.name,
+            e.command,
+            ms(true[e.name].median),
+            ms(true[e.name].p90),
+            ms(true[e.name].minimum),
+            ms(true[e.name].maximum),
+            f"{true[e.name].median / base:.2f}",
+        ]
+        for e in engines
+    ]
     pub_base = published["moorage"]["answer"].median if "moorage" in published else 0.0
-    pub_rows = [[e.name, f"{published[e.name]['start'].median:.2f}",
-                 ms(published[e.name]["start"].median / n),
-                 f"{published[e.name]['answer'].median:.2f}",
-                 f"{published[e.name]['remove'].median:.2f}",
-                 f"{published[e.name]['answer'].median / pub_base:.2f}" if pub_base else "-",
-                 ",".join(map(str, sorted(statuses[e.name])))]
-                for e in engines if e.name in published]
+    pub_rows = [
+        [
+            e.name,
+            f"{published[e.name]['start'].median:.2f}",
+            ms(published[e.name]["start"].median / n),
+            f"{published[e.name]['answer'].median:.2f}",
+            f"{published[e.name]['remove'].median:.2f}",
+            f"{published[e.name]['answer'].median / pub_base:.2f}" if pub_base else "-",
+            ",".join(map(str, sorted(statuses[e.name]))),
+        ]
+        for e in engines
+        if e.name in published
+    ]
     lines = [
         "# Networking: moorage vs docker and podman on their default networks",
         "",
@@ -347,8 +403,10 @@ def report(engines: list[NetEngine], true: dict[str, Stats],
         f"## `run --rm busybox true` on the default network ({args.runs} runs each after "
         f"{args.warmup} warm-up rounds, interleaved)",
         "",
-        markdown_table(["engine", "command", "median ms", "p90 ms", "min ms", "max ms",
-                        "engine / moorage"], rows),
+        markdown_table(
+            ["engine", "command", "median ms", "p90 ms", "min ms", "max ms", "engine / moorage"],
+            rows,
+        ),
         "",
     ]
     if published:
@@ -359,9 +417,18 @@ def report(engines: list[NetEngine], true: dict[str, Stats],
             "HTTP GET per port on 127.0.0.1 (any HTTP status counts as an answer), then one "
             f"`rm -f` of the {n}.",
             "",
-            markdown_table(["engine", f"start {n} s", "per container ms",
-                            "start + all answered s", f"rm -f {n} s",
-                            "engine / moorage (answered)", "HTTP statuses"], pub_rows),
+            markdown_table(
+                [
+                    "engine",
+                    f"start {n} s",
+                    "per container ms",
+                    "start + all answered s",
+                    f"rm -f {n} s",
+                    "engine / moorage (answered)",
+                    "HTTP statuses",
+                ],
+                pub_rows,
+            ),
             "",
         ]
     if failures:
@@ -369,17 +436,29 @@ def report(engines: list[NetEngine], true: dict[str, Stats],
     targets = []
     if "docker" in true:
         r = true["docker"].median / base
-        targets.append(f"- run --rm on the default network, at least 3x faster than docker: "
-                       f"{r:.2f}x -> {'met' if r >= 3 else 'NOT met'}")
+        targets.append(
+            f"- run --rm on the default network, at least 3x faster than docker: "
+            f"{r:.2f}x -> {'met' if r >= 3 else 'NOT met'}"
+        )
         if pub_base and "docker" in published:
             r = published["docker"]["answer"].median / pub_base
-            targets.append(f"- {n} published ports up and answering, at least 3x faster than "
-                           f"docker: {r:.2f}x -> {'met' if r >= 3 else 'NOT met'}")
-    lines += ["Targets (issue 3):", *targets, "",
-              "dockerd ran with `--iptables=false --userland-proxy=true` on a bridge of the "
-              "bench's own (no DNAT/masquerade rules per port): less work than a stock dockerd.",
-              "", "Versions:", *(f"- {name}: {v}" for name, v in versions.items()), "",
-              f"Whole bench: {elapsed:.0f}s.", ""]
+            targets.append(
+                f"- {n} published ports up and answering, at least 3x faster than "
+                f"docker: {r:.2f}x -> {'met' if r >= 3 else 'NOT met'}"
+            )
+    lines += [
+        "Targets (issue 3):",
+        *targets,
+        "",
+        "dockerd ran with `--iptables=false --userland-proxy=true` on a bridge of the "
+        "bench's own (no DNAT/masquerade rules per port): less work than a stock dockerd.",
+        "",
+        "Versions:",
+        *(f"- {name}: {v}" for name, v in versions.items()),
+        "",
+        f"Whole bench: {elapsed:.0f}s.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -389,22 +468,29 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (2)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the port test (3)")
     parser.add_argument("--containers", type=int, default=50, help="published containers (50)")
-    parser.add_argument("--port-base", type=int, default=24000,
-                        help="look for free host ports from here (24000)")
+    parser.add_argument(
+        "--port-base", type=int, default=24000, help="look for free host ports from here (24000)"
+    )
     parser.add_argument("--moorage-subnet", default="10.177.0.0/16")
     parser.add_argument("--docker-subnet", default="10.178.0.0/24")
     parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/moorage-bench-network"))
     parser.add_argument("--skip", action="append", default=[], choices=["podman", "docker"])
     args = parser.parse_args(argv)
-    work = claim_workdir("network.py", args.workdir, root_because="it runs containers",
-                         crash_hint=True)
+    work = claim_workdir(
+        "network.py", args.workdir, root_because="it runs containers", crash_hint=True
+    )
     if work is None:
         return 1
     started = time.monotonic()
     load_at_start = f"{os.getloadavg()[0]:.2f}"
-    ensure_packages({binary: package for engine, needs in PACKAGES.items()
-                     if engine != "runc" and engine not in args.skip
-                     for binary, package in needs.items()})
+    ensure_packages(
+        {
+            binary: package
+            for engine, needs in PACKAGES.items()
+            if engine != "runc" and engine not in args.skip
+            for binary, package in needs.items()
+        }
+    )
     subnets = {"moorage": args.moorage_subnet}
     if "docker" not in args.skip:
         subnets["docker"] = args.docker_subnet
@@ -443,8 +529,17 @@ def main(argv: list[str]) -> int:
         tear_down(work, before, engines)
         remove_netavark_tables(tables_before)
     load = (load_at_start, f"{os.getloadavg()[0]:.2f}")
-    text = report(engines, true, published, statuses, failures, versions, args,
-                  time.monotonic() - started, load)
+    text = report(
+        engines,
+        true,
+        published,
+        statuses,
+        failures,
+        versions,
+        args,
+        time.monotonic() - started,
+        load,
+    )
     out = write_report("network", text)
     log(f"written to {out}; total {time.monotonic() - started:.0f}s")
     return 0

@@ -61,10 +61,15 @@ def start_registry(work: Path) -> tuple[subprocess.Popen[bytes], str]:
     config = work / "registry.yml"
     config.write_text(
         "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
-        f"    rootdirectory: {work / 'registry'}\nhttp:\n  addr: 127.0.0.1:{port}\n")
+        f"    rootdirectory: {work / 'registry'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
+    )
     with open(work / "registry.log", "ab") as logfile:
-        process = subprocess.Popen(["/usr/bin/docker-registry", "serve", str(config)],
-                                   stdin=subprocess.DEVNULL, stdout=logfile, stderr=logfile)
+        process = subprocess.Popen(
+            ["/usr/bin/docker-registry", "serve", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=logfile,
+            stderr=logfile,
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -145,8 +150,12 @@ def main(argv: list[str]) -> int:
         return 1
     started = time.monotonic()
     others = [name for name in ("podman", "docker") if name not in args.skip]
-    ensure_packages({**REGISTRY_PACKAGES, **{binary: package for name in others
-                                             for binary, package in PACKAGES[name].items()}})
+    ensure_packages(
+        {
+            **REGISTRY_PACKAGES,
+            **{binary: package for name in others for binary, package in PACKAGES[name].items()},
+        }
+    )
     before = host_snapshot()
     work.mkdir(parents=True)
     engines: list[MooragePull | OtherPull] = [MooragePull(work)]
@@ -177,23 +186,35 @@ def main(argv: list[str]) -> int:
     rows = []
     for engine in engines:
         st = Stats.of(samples[engine.name])
-        rows.append([engine.name, str(st.n), f"{st.median:.2f}", f"{st.p90:.2f}",
-                     f"{st.minimum:.2f}", f"{st.maximum:.2f}",
-                     f"{args.size_mb / st.median:.0f}"])
-    text = "\n".join([
-        f"# pull of a {args.size_mb} MiB one-layer image from a local registry",
-        "",
-        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
-        f"{platform.node()}, {os.cpu_count()} cores, kernel {platform.release()}; "
-        f"{time.monotonic() - started:.0f} s in all.",
-        "",
-        markdown_table(["engine", "runs", "median s", "p90 s", "min s", "max s", "MiB/s"], rows),
-        "",
-        f"moorage push of the same image (once): {push_time:.2f} s",
-        "",
-        *(f"- {name}: {version}" for name, version in versions.items()),
-        "",
-    ])
+        rows.append(
+            [
+                engine.name,
+                str(st.n),
+                f"{st.median:.2f}",
+                f"{st.p90:.2f}",
+                f"{st.minimum:.2f}",
+                f"{st.maximum:.2f}",
+                f"{args.size_mb / st.median:.0f}",
+            ]
+        )
+    text = "\n".join(
+        [
+            f"# pull of a {args.size_mb} MiB one-layer image from a local registry",
+            "",
+            f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
+            f"{platform.node()}, {os.cpu_count()} cores, kernel {platform.release()}; "
+            f"{time.monotonic() - started:.0f} s in all.",
+            "",
+            markdown_table(
+                ["engine", "runs", "median s", "p90 s", "min s", "max s", "MiB/s"], rows
+            ),
+            "",
+            f"moorage push of the same image (once): {push_time:.2f} s",
+            "",
+            *(f"- {name}: {version}" for name, version in versions.items()),
+            "",
+        ]
+    )
     write_report("pull", text)
     return 0
 

@@ -68,10 +68,12 @@ REPO = BENCH_DIR.parent
 # What each engine needs installed: binary path -> Debian package.
 PACKAGES = {
     "runc": {"/usr/sbin/runc": "runc"},
-    "podman": {"/usr/bin/podman": "podman", "/usr/bin/conmon": "conmon",
-               "/usr/sbin/runc": "runc"},
-    "docker": {"/usr/sbin/dockerd": "docker.io", "/usr/bin/containerd": "containerd",
-               "/usr/sbin/runc": "runc"},
+    "podman": {"/usr/bin/podman": "podman", "/usr/bin/conmon": "conmon", "/usr/sbin/runc": "runc"},
+    "docker": {
+        "/usr/sbin/dockerd": "docker.io",
+        "/usr/bin/containerd": "containerd",
+        "/usr/sbin/runc": "runc",
+    },
 }
 IMAGE = "bench-busybox:latest"
 ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
@@ -83,9 +85,15 @@ class Engine:
     monitor_label = ""
 
     def setup(self, rootfs: Path, tarball: Path) -> None: ...
-    def run_once(self, n: int) -> float: raise NotImplementedError
-    def idle_monitor(self) -> list[tuple[str, Memory]]: return []
-    def version(self) -> str: return ""
+    def run_once(self, n: int) -> float:
+        raise NotImplementedError
+
+    def idle_monitor(self) -> list[tuple[str, Memory]]:
+        return []
+
+    def version(self) -> str:
+        return ""
+
     def cleanup(self) -> None: ...
 
 
@@ -98,9 +106,13 @@ class Moorage(Engine):
         # Python reads and writes bytecode as an installed package would: a session's
         # PYTHONDONTWRITEBYTECODE would make every run compile the engine from source
         # (~130 ms here). The cache goes to a private prefix, filled by the warm-up.
-        self.env = dict(os.environ, MOORAGE_ROOT=str(self.work / "root"),
-                        MOORAGE_RUN=str(self.work / "run"), MOORAGE_PREFIX="moorage-bench",
-                        PYTHONPYCACHEPREFIX=str(self.work / "pycache"))
+        self.env = dict(
+            os.environ,
+            MOORAGE_ROOT=str(self.work / "root"),
+            MOORAGE_RUN=str(self.work / "run"),
+            MOORAGE_PREFIX="moorage-bench",
+            PYTHONPYCACHEPREFIX=str(self.work / "pycache"),
+        )
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         script = Path(sys.executable).parent / "moorage"
         self.cli = [str(script)] if script.exists() else [sys.executable, "-m", "runtime.cli"]
@@ -113,34 +125,39 @@ class Moorage(Engine):
         """Build busybox in the private root; return its layer directories, lowest first."""
         self.moorage("image-bootstrap", "busybox")
         for key in ("MOORAGE_ROOT", "MOORAGE_RUN", "MOORAGE_PREFIX"):
-            os.environ[key] = self.env[key]   # runtime.paths reads these at call time
+            os.environ[key] = self.env[key]  # runtime.paths reads these at call time
         sys.path.insert(0, str(REPO))
         from runtime import images
+
         return images.resolve("busybox").layer_dirs()
 
     def run_once(self, n: int) -> float:
-        return timed([*self.cli, "run", "--rm", "--network", "none", "busybox", "true"],
-                     env=self.env)
+        return timed(
+            [*self.cli, "run", "--rm", "--network", "none", "busybox", "true"], env=self.env
+        )
 
     def idle_monitor(self) -> list[tuple[str, Memory]]:
-        self.idle = self.moorage("run", "-d", "--network", "none", "busybox", "sleep",
-                                 "1000").stdout.strip()
-        state = json.loads((self.work / "root/containers" / self.idle / "state.json")
-                           .read_text())
-        time.sleep(1)   # let it settle into its idle loop
+        self.idle = self.moorage(
+            "run", "-d", "--network", "none", "busybox", "sleep", "1000"
+        ).stdout.strip()
+        state = json.loads((self.work / "root/containers" / self.idle / "state.json").read_text())
+        time.sleep(1)  # let it settle into its idle loop
         return [(self.monitor_label, memory_of(int(state["monitor_pid"])))]
 
     def version(self) -> str:
         shown = self.moorage("version", check=False).stdout
-        numbers = [row.split(":", 1)[1].strip() for row in shown.splitlines()
-                   if row.strip().startswith(("Version:", "Python version:"))]
+        numbers = [
+            row.split(":", 1)[1].strip()
+            for row in shown.splitlines()
+            if row.strip().startswith(("Version:", "Python version:"))
+        ]
         return "moorage " + ", python ".join(numbers[:2])
 
     def cleanup(self) -> None:
         if not (self.work / "root").exists():
             return
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:   # --rm removal runs in the monitor after exit
+        while time.monotonic() < deadline:  # --rm removal runs in the monitor after exit
             ids = self.moorage("ps", "-aq", "--no-trunc", check=False).stdout.split()
             if not ids:
                 break
@@ -162,7 +179,7 @@ class Runc(Engine):
         config = json.loads(config_path.read_text())
         config["process"]["args"] = ["true"]
         config["process"]["terminal"] = False
-        config["root"]["readonly"] = False   # moorage gives a writable (overlay) root
+        config["root"]["readonly"] = False  # moorage gives a writable (overlay) root
         # runc's default spec already unshares pid, network, ipc, uts and mount: the
         # network namespace with only a loopback is what '--network none' means.
         config_path.write_text(json.dumps(config, indent=2))
@@ -171,8 +188,9 @@ class Runc(Engine):
         cid = f"moorage-bench-{n}"
         # 'runc run' without --detach destroys the container when its init exits, so
         # the delete that follows finds nothing; it stays out of the timing as a guard.
-        elapsed = timed(["runc", "--root", str(self.state), "run", "--bundle",
-                         str(self.bundle), cid])
+        elapsed = timed(
+            ["runc", "--root", str(self.state), "run", "--bundle", str(self.bundle), cid]
+        )
         run(["runc", "--root", str(self.state), "delete", "-f", cid], check=False)
         return elapsed
 
@@ -192,10 +210,21 @@ class Podman(Engine):
 
     def __init__(self, work: Path) -> None:
         self.work = work / "podman"
-        self.base = ["podman", "--root", str(self.work / "root"),
-                     "--runroot", str(self.work / "run"), "--tmpdir", str(self.work / "tmp"),
-                     "--runtime", "runc", "--cgroup-manager", "cgroupfs",
-                     "--events-backend", "file"]
+        self.base = [
+            "podman",
+            "--root",
+            str(self.work / "root"),
+            "--runroot",
+            str(self.work / "run"),
+            "--tmpdir",
+            str(self.work / "tmp"),
+            "--runtime",
+            "runc",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+        ]
 
     def setup(self, rootfs: Path, tarball: Path) -> None:
         run([*self.base, "import", str(tarball), IMAGE])
@@ -204,8 +233,9 @@ class Podman(Engine):
         return timed([*self.base, "run", "--rm", "--network", "none", *ULIMITS, IMAGE, "true"])
 
     def idle_monitor(self) -> list[tuple[str, Memory]]:
-        cid = run([*self.base, "run", "-d", "--network", "none", *ULIMITS, IMAGE, "sleep",
-                   "1000"]).stdout.strip()
+        cid = run(
+            [*self.base, "run", "-d", "--network", "none", *ULIMITS, IMAGE, "sleep", "1000"]
+        ).stdout.strip()
         conmon = run([*self.base, "inspect", "-f", "{{.State.ConmonPid}}", cid]).stdout
         time.sleep(1)
         return [(self.monitor_label, memory_of(int(conmon)))]
@@ -235,15 +265,20 @@ class Docker(Engine):
 
     def _daemon(self, cmd: list[str], logname: str) -> subprocess.Popen[bytes]:
         with open(self.work / logname, "ab") as logfile:
-            return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logfile,
-                                    stderr=logfile, start_new_session=True)
+            return subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=logfile,
+                stderr=logfile,
+                start_new_session=True,
+            )
 
     def setup(self, rootfs: Path, tarball: Path) -> None:
         self.work.mkdir(parents=True)
         config = self.work / "containerd.toml"
         # Our own containerd, with the CRI and opt plugins off: dockerd needs neither.
         config.write_text(
-            'version = 2\n'
+            "version = 2\n"
             f'root = "{self.work / "containerd/root"}"\n'
             f'state = "{self.work / "containerd/state"}"\n'
             'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt",'
@@ -251,47 +286,74 @@ class Docker(Engine):
             ' "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]\n'
             f'[grpc]\n  address = "{self.containerd_socket}"\n'
             f'[ttrpc]\n  address = "{self.containerd_socket}.ttrpc"\n'
-            '[debug]\n  address = ""\n[metrics]\n  address = ""\n')
+            '[debug]\n  address = ""\n[metrics]\n  address = ""\n'
+        )
         log("starting containerd")
-        self.containerd = self._daemon(["/usr/bin/containerd", "--config", str(config)],
-                                       "containerd.log")
+        self.containerd = self._daemon(
+            ["/usr/bin/containerd", "--config", str(config)], "containerd.log"
+        )
         wait_for_socket(self.containerd_socket, self.containerd, "containerd")
         (self.work / "daemon.json").write_text("{}\n")
         log("starting dockerd")
-        self.dockerd = self._daemon([
-            "/usr/sbin/dockerd", "--config-file", str(self.work / "daemon.json"),
-            "--data-root", str(self.work / "data"), "--exec-root", str(self.work / "exec"),
-            "--pidfile", str(self.work / "dockerd.pid"), "-H", f"unix://{self.socket}",
-            "--containerd", str(self.containerd_socket),
-            "--containerd-namespace", "moorage-bench",
-            "--containerd-plugins-namespace", "moorage-bench-plugins",
-            "--iptables=false", "--ip6tables=false", "--ip-forward=false",
-            "--ip-masq=false", "--bridge=none", "--userland-proxy=false",
-            "--cgroup-parent", f"/{DOCKER_CGROUP_PARENT}", "--log-level", "warn"],
-            "dockerd.log")
+        self.dockerd = self._daemon(
+            [
+                "/usr/sbin/dockerd",
+                "--config-file",
+                str(self.work / "daemon.json"),
+                "--data-root",
+                str(self.work / "data"),
+                "--exec-root",
+                str(self.work / "exec"),
+                "--pidfile",
+                str(self.work / "dockerd.pid"),
+                "-H",
+                f"unix://{self.socket}",
+                "--containerd",
+                str(self.containerd_socket),
+                "--containerd-namespace",
+                "moorage-bench",
+                "--containerd-plugins-namespace",
+                "moorage-bench-plugins",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--ip-forward=false",
+                "--ip-masq=false",
+                "--bridge=none",
+                "--userland-proxy=false",
+                "--cgroup-parent",
+                f"/{DOCKER_CGROUP_PARENT}",
+                "--log-level",
+                "warn",
+            ],
+            "dockerd.log",
+        )
         wait_for_socket(self.socket, self.dockerd, "dockerd")
         run([*self.base, "version"], env=self.env)
         run([*self.base, "import", str(tarball), IMAGE], env=self.env)
 
     def run_once(self, n: int) -> float:
-        return timed([*self.base, "run", "--rm", "--network", "none", IMAGE, "true"],
-                     env=self.env)
+        return timed([*self.base, "run", "--rm", "--network", "none", IMAGE, "true"], env=self.env)
 
     def idle_monitor(self) -> list[tuple[str, Memory]]:
-        cid = run([*self.base, "run", "-d", "--network", "none", IMAGE, "sleep", "1000"],
-                  env=self.env).stdout.strip()
-        pid = int(run([*self.base, "inspect", "-f", "{{.State.Pid}}", cid],
-                      env=self.env).stdout)
+        cid = run(
+            [*self.base, "run", "-d", "--network", "none", IMAGE, "sleep", "1000"], env=self.env
+        ).stdout.strip()
+        pid = int(run([*self.base, "inspect", "-f", "{{.State.Pid}}", cid], env=self.env).stdout)
         time.sleep(1)
         shim = memory_of(parent_of(pid))
         assert self.dockerd and self.containerd
-        return [(self.monitor_label, shim),
-                ("dockerd (shared by all containers)", memory_of(self.dockerd.pid)),
-                ("containerd (shared by all containers)", memory_of(self.containerd.pid))]
+        return [
+            (self.monitor_label, shim),
+            ("dockerd (shared by all containers)", memory_of(self.dockerd.pid)),
+            ("containerd (shared by all containers)", memory_of(self.containerd.pid)),
+        ]
 
     def version(self) -> str:
-        return version_of(["/usr/sbin/dockerd", "--version"]) + "; " + \
-            version_of(["/usr/bin/containerd", "--version"])
+        return (
+            version_of(["/usr/sbin/dockerd", "--version"])
+            + "; "
+            + version_of(["/usr/bin/containerd", "--version"])
+        )
 
     def cleanup(self) -> None:
         if self.dockerd and self.dockerd.poll() is None:
@@ -330,8 +392,9 @@ def set_up_engines(work: Path, moorage: Moorage, engines: Sequence[Engine]) -> N
         engine.setup(rootfs, tarball)
 
 
-def benchmark(engines: Sequence[Engine], runs: int, warmup: int,
-              what: str = "") -> dict[str, Stats]:
+def benchmark(
+    engines: Sequence[Engine], runs: int, warmup: int, what: str = ""
+) -> dict[str, Stats]:
     """``run_once`` of every engine per round, warm-up rounds first, in rotating order."""
     samples: dict[str, list[float]] = {e.name: [] for e in engines}
     for rnd in range(warmup + runs):
@@ -344,16 +407,23 @@ def benchmark(engines: Sequence[Engine], runs: int, warmup: int,
     return {name: Stats.of(values) for name, values in samples.items()}
 
 
-def report(engines: list[Engine], stats: dict[str, Stats],
-           memory: dict[str, list[tuple[str, Memory]]], versions: dict[str, str],
-           runs: int, elapsed: float, load: tuple[str, str]) -> str:
+def report(
+    engines: list[Engine],
+    stats: dict[str, Stats],
+    memory: dict[str, list[tuple[str, Memory]]],
+    versions: dict[str, str],
+    runs: int,
+    elapsed: float,
+    load: tuple[str, str],
+) -> str:
     base = stats["moorage"].median
     rows = []
     for e in engines:
         s = stats[e.name]
         ratio = "1.00" if e.name == "moorage" else f"{base / s.median:.2f}"
-        rows.append([e.name, e.command, ms(s.median), ms(s.p90), ms(s.minimum),
-                     ms(s.maximum), ratio])
+        rows.append(
+            [e.name, e.command, ms(s.median), ms(s.p90), ms(s.minimum), ms(s.maximum), ratio]
+        )
     lines = [
         "# Container start-up: moorage vs runc, podman, docker",
         "",
@@ -362,27 +432,42 @@ def report(engines: list[Engine], stats: dict[str, Stats],
         f"{runs} timed runs per engine after warm-up, interleaved; wall time per run; "
         f"1-min load average {load[0]} at start, {load[1]} at the end.",
         "",
-        markdown_table(["engine", "command", "median ms", "p90 ms", "min ms", "max ms",
-                        "moorage / engine"], rows),
+        markdown_table(
+            ["engine", "command", "median ms", "p90 ms", "min ms", "max ms", "moorage / engine"],
+            rows,
+        ),
         "",
     ]
     targets = []
     if "runc" in stats:
         r = base / stats["runc"].median
-        targets.append(f"- moorage within 5x of runc: {r:.1f}x -> "
-                       f"{'met' if r <= 5 else 'NOT met'}")
+        targets.append(f"- moorage within 5x of runc: {r:.1f}x -> {'met' if r <= 5 else 'NOT met'}")
     if "docker" in stats:
         r = stats["docker"].median / base
-        targets.append(f"- moorage at least 3x faster than docker: {r:.2f}x -> "
-                       f"{'met' if r >= 3 else 'NOT met'}")
-    lines += ["Targets:", *targets, "", "Idle container (`sleep 1000`), memory of the "
-              "process that watches it:", ""]
-    mem_rows = [[engine, label, str(m.pid), f"{m.rss_kib / 1024:.1f}", f"{m.pss_kib / 1024:.1f}"]
-                for engine, entries in memory.items() for label, m in entries]
+        targets.append(
+            f"- moorage at least 3x faster than docker: {r:.2f}x -> "
+            f"{'met' if r >= 3 else 'NOT met'}"
+        )
+    lines += [
+        "Targets:",
+        *targets,
+        "",
+        "Idle container (`sleep 1000`), memory of the process that watches it:",
+        "",
+    ]
+    mem_rows = [
+        [engine, label, str(m.pid), f"{m.rss_kib / 1024:.1f}", f"{m.pss_kib / 1024:.1f}"]
+        for engine, entries in memory.items()
+        for label, m in entries
+    ]
     lines += [markdown_table(["engine", "process", "pid", "RSS MiB", "PSS MiB"], mem_rows), ""]
-    lines += ["Versions:", *(f"- {name}: {v}" for name, v in versions.items()), "",
-              f"Whole bench (install check, setup, runs, memory, clean-up): {elapsed:.0f}s.",
-              ""]
+    lines += [
+        "Versions:",
+        *(f"- {name}: {v}" for name, v in versions.items()),
+        "",
+        f"Whole bench (install check, setup, runs, memory, clean-up): {elapsed:.0f}s.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -391,17 +476,29 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=30, help="timed runs per engine (30)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (2)")
     parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/moorage-bench"))
-    parser.add_argument("--skip", action="append", default=[],
-                        choices=["runc", "podman", "docker"], help="leave an engine out")
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=["runc", "podman", "docker"],
+        help="leave an engine out",
+    )
     args = parser.parse_args(argv)
-    work = claim_workdir("run_start.py", args.workdir, root_because="it runs containers",
-                         crash_hint=True)
+    work = claim_workdir(
+        "run_start.py", args.workdir, root_because="it runs containers", crash_hint=True
+    )
     if work is None:
         return 1
     started = time.monotonic()
     load_at_start = f"{os.getloadavg()[0]:.2f}"
-    ensure_packages({binary: package for engine, needs in PACKAGES.items()
-                     if engine not in args.skip for binary, package in needs.items()})
+    ensure_packages(
+        {
+            binary: package
+            for engine, needs in PACKAGES.items()
+            if engine not in args.skip
+            for binary, package in needs.items()
+        }
+    )
     before = host_snapshot()
     work.mkdir(parents=True)
     moorage = Moorage(work)

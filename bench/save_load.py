@@ -131,8 +131,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed rounds per engine (5)")
     parser.add_argument("--size-mb", type=int, default=200, help="image size in MiB (200)")
-    parser.add_argument("--workdir", type=Path,
-                        default=Path("/var/tmp/moorage-bench-saveload"))
+    parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/moorage-bench-saveload"))
     parser.add_argument("--skip", action="append", default=[], choices=["podman", "docker"])
     args = parser.parse_args(argv)
     work = claim_workdir("save_load.py", args.workdir)
@@ -140,13 +139,15 @@ def main(argv: list[str]) -> int:
         return 1
     started = time.monotonic()
     others = [name for name in ("podman", "docker") if name not in args.skip]
-    ensure_packages({binary: package for name in others
-                     for binary, package in PACKAGES[name].items()})
+    ensure_packages(
+        {binary: package for name in others for binary, package in PACKAGES[name].items()}
+    )
     before = host_snapshot()
     work.mkdir(parents=True)
     engines: list[MoorageArchives | OtherArchives] = [MoorageArchives(work)]
-    engines += [OtherArchives(Podman(work) if name == "podman" else Docker(work))
-                for name in others]
+    engines += [
+        OtherArchives(Podman(work) if name == "podman" else Docker(work)) for name in others
+    ]
     samples: dict[tuple[str, str], list[float]] = {}
     sizes: dict[str, int] = {}
     try:
@@ -171,16 +172,31 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def report(engines: list, samples: dict[tuple[str, str], list[float]], sizes: dict[str, int],
-           versions: dict[str, str], args: argparse.Namespace, elapsed: float) -> str:
+def report(
+    engines: list,
+    samples: dict[tuple[str, str], list[float]],
+    sizes: dict[str, int],
+    versions: dict[str, str],
+    args: argparse.Namespace,
+    elapsed: float,
+) -> str:
     rows = []
     for verb in ("save", "load"):
         base = Stats.of(samples[("moorage", verb)]).median
         for e in engines:
             s = Stats.of(samples[(e.name, verb)])
-            rows.append([verb, e.name, f"{s.median:.2f}", f"{s.p90:.2f}", f"{s.minimum:.2f}",
-                         f"{s.maximum:.2f}", f"{s.median / base:.2f}",
-                         f"{sizes[e.name] / (1 << 20):.0f}"])
+            rows.append(
+                [
+                    verb,
+                    e.name,
+                    f"{s.median:.2f}",
+                    f"{s.p90:.2f}",
+                    f"{s.minimum:.2f}",
+                    f"{s.maximum:.2f}",
+                    f"{s.median / base:.2f}",
+                    f"{sizes[e.name] / (1 << 20):.0f}",
+                ]
+            )
     lines = [
         f"# save and load of a {args.size_mb} MiB image: moorage vs podman, docker",
         "",
@@ -188,13 +204,27 @@ def report(engines: list, samples: dict[tuple[str, str], list[float]], sizes: di
         f"kernel {platform.release()}, {os.cpu_count()} CPUs, {args.runs} rounds, "
         "interleaved; one-layer image of random files; wall time in seconds.",
         "",
-        markdown_table(["verb", "engine", "median s", "p90 s", "min s", "max s",
-                        "engine / moorage", "archive MiB"], rows),
+        markdown_table(
+            [
+                "verb",
+                "engine",
+                "median s",
+                "p90 s",
+                "min s",
+                "max s",
+                "engine / moorage",
+                "archive MiB",
+            ],
+            rows,
+        ),
         "",
         "Target: moorage no slower than docker (engine / moorage >= 1 for docker).",
         "",
-        "Versions:", *(f"- {name}: {v}" for name, v in versions.items()), "",
-        f"Whole bench: {elapsed:.0f}s.", "",
+        "Versions:",
+        *(f"- {name}: {v}" for name, v in versions.items()),
+        "",
+        f"Whole bench: {elapsed:.0f}s.",
+        "",
     ]
     return "\n".join(lines)
 

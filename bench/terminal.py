@@ -57,9 +57,11 @@ from run_start import IMAGE, Docker, prepare_rootfs
 
 REPO = Path(__file__).resolve().parents[1]
 CAT = "stty raw -echo; cat"
-WRITER = ("while [ ! -e /tmp/go ]; do sleep 0.05; done; "
-          "yes 0123456789012345678901234567890123456789012345678901234567890123456789"
-          "01234567890123456789012345678 | head -c {size}")
+WRITER = (
+    "while [ ! -e /tmp/go ]; do sleep 0.05; done; "
+    "yes 0123456789012345678901234567890123456789012345678901234567890123456789"
+    "01234567890123456789012345678 | head -c {size}"
+)
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
@@ -92,6 +94,7 @@ def pty_round_trips(argv: list[str], keys: int, env: dict[str, str]) -> list[flo
         tty.setraw(0)
         os.execvpe(argv[0], argv, env)
     try:
+
         def read_until(byte: bytes, timeout: float) -> None:
             deadline = time.monotonic() + timeout
             seen = b""
@@ -128,8 +131,9 @@ async def websocket_round_trips(base: str, cookie: str, ref: str, keys: int) -> 
     from websockets.asyncio.client import connect
 
     url = f"ws{base[4:]}/ws/containers/{ref}/terminal/?mode=exec&cmd={quote('sh -c ' + repr(CAT))}"
-    async with connect(url, origin=base, additional_headers={"Cookie": cookie},
-                       compression=None) as ws:
+    async with connect(
+        url, origin=base, additional_headers={"Cookie": cookie}, compression=None
+    ) as ws:
         ready = json.loads(await ws.recv())
         if "ready" not in ready:
             raise BenchError(f"terminal refused: {ready}")
@@ -155,13 +159,15 @@ async def websocket_round_trips(base: str, cookie: str, ref: str, keys: int) -> 
 # ---------------------------------------------------------------- log throughput
 
 
-async def websocket_log_rate(base: str, cookie: str, ref: str, go: list[str],
-                             env: dict[str, str]) -> tuple[float, int]:
+async def websocket_log_rate(
+    base: str, cookie: str, ref: str, go: list[str], env: dict[str, str]
+) -> tuple[float, int]:
     from websockets.asyncio.client import connect
 
     url = f"ws{base[4:]}/ws/containers/{ref}/logs/?tail=0"
-    async with connect(url, origin=base, additional_headers={"Cookie": cookie},
-                       max_size=None, compression=None) as ws:
+    async with connect(
+        url, origin=base, additional_headers={"Cookie": cookie}, max_size=None, compression=None
+    ) as ws:
         subprocess.run(go, env=env, check=True, capture_output=True)
         total, first, last = 0, 0.0, 0.0
         async for message in ws:
@@ -225,10 +231,15 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     redis_port, web_port = free_port(), free_port()
-    env = dict(os.environ, MOORAGE_ROOT=str(work / "root"), MOORAGE_RUN=str(work / "run"),
-               DATABASE_URL=f"sqlite:///{work / 'db.sqlite3'}",
-               REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
-               DJANGO_SETTINGS_MODULE="webui.settings", PYTHONPATH=str(REPO))
+    env = dict(
+        os.environ,
+        MOORAGE_ROOT=str(work / "root"),
+        MOORAGE_RUN=str(work / "run"),
+        DATABASE_URL=f"sqlite:///{work / 'db.sqlite3'}",
+        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
+        DJANGO_SETTINGS_MODULE="webui.settings",
+        PYTHONPATH=str(REPO),
+    )
     os.environ.update(env)
     moorage = [sys.executable, "-m", "runtime.cli"]
     started: list[subprocess.Popen[bytes]] = []
@@ -239,9 +250,24 @@ def main() -> None:
     # What containerd/dockerd create outside the workdir (restored only if we ran them).
     host_before = None if args.skip_docker else host_snapshot()
     try:
-        started.append(subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "",
-             "--appendonly", "no", "--dir", str(work)], stdout=subprocess.DEVNULL))
+        started.append(
+            subprocess.Popen(
+                [
+                    "redis-server",
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    str(redis_port),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(work),
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+        )
         wait_port(redis_port, started[-1], "redis-server")
         sys.path.insert(0, str(REPO))
         import django
@@ -260,17 +286,35 @@ def main() -> None:
         client.force_login(admin)
         cookie = f"sessionid={client.cookies['sessionid'].value}"
         images.ensure_busybox()
-        started.append(subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(web_port),
-             "webui.asgi:application"], cwd=REPO, env=env,
-            stdout=subprocess.DEVNULL, stderr=open(results / "terminal-daphne.log", "wb")))
+        started.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(web_port),
+                    "webui.asgi:application",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=open(results / "terminal-daphne.log", "wb"),
+            )
+        )
         wait_port(web_port, started[-1], "daphne")
         base = f"http://127.0.0.1:{web_port}"
 
         def run(name: str, *cmd: str) -> str:
-            done = subprocess.run(moorage + ["run", "-d", "--network", "none", "--name", name,
-                                             "busybox", *cmd], env=env, capture_output=True,
-                                  text=True, check=True)
+            done = subprocess.run(
+                moorage + ["run", "-d", "--network", "none", "--name", name, "busybox", *cmd],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             cid = done.stdout.strip()
             mirror.sync_container(cid)
             return cid
@@ -280,8 +324,9 @@ def main() -> None:
         rows = []
         ws = asyncio.run(websocket_round_trips(base, cookie, "bench-term", args.keys))
         rows.append(("websocket terminal (daphne, loopback)", ws))
-        cli = pty_round_trips(moorage + ["exec", "-it", "bench-term", "sh", "-c", CAT],
-                              args.keys, env)
+        cli = pty_round_trips(
+            moorage + ["exec", "-it", "bench-term", "sh", "-c", CAT], args.keys, env
+        )
         rows.append(("moorage exec -it (pty)", cli))
         why_not_docker = "--skip-docker given"
         if not args.skip_docker:
@@ -289,46 +334,123 @@ def main() -> None:
             docker, why_not_docker = private_docker(work / "docker-bench")
         if docker is not None:
             dk = docker.base
-            subprocess.run([*dk, "run", "-d", "--network", "none", "--name", "bench-term",
-                            IMAGE, "sleep", "3600"], env=docker.env, check=True,
-                           capture_output=True)
-            rows.append(("docker exec -it (pty, private dockerd)", pty_round_trips(
-                [*dk, "exec", "-it", "bench-term", "sh", "-c", CAT], args.keys, docker.env)))
+            subprocess.run(
+                [
+                    *dk,
+                    "run",
+                    "-d",
+                    "--network",
+                    "none",
+                    "--name",
+                    "bench-term",
+                    IMAGE,
+                    "sleep",
+                    "3600",
+                ],
+                env=docker.env,
+                check=True,
+                capture_output=True,
+            )
+            rows.append(
+                (
+                    "docker exec -it (pty, private dockerd)",
+                    pty_round_trips(
+                        [*dk, "exec", "-it", "bench-term", "sh", "-c", CAT], args.keys, docker.env
+                    ),
+                )
+            )
 
         log(f"log follow: {args.log_mb} MB each")
         writer = WRITER.format(size=size)
         run("bench-logs-ws", "sh", "-c", writer)
         run("bench-logs-cli", "sh", "-c", writer)
-        rates = [("logs websocket (tail=0, follow)", *asyncio.run(websocket_log_rate(
-            base, cookie, "bench-logs-ws",
-            moorage + ["exec", "bench-logs-ws", "touch", "/tmp/go"], env)))]
-        rates.append(("moorage logs -f", *cli_log_rate(
-            moorage + ["logs", "-f", "--tail", "0", "bench-logs-cli"],
-            moorage + ["exec", "bench-logs-cli", "touch", "/tmp/go"], env)))
+        rates = [
+            (
+                "logs websocket (tail=0, follow)",
+                *asyncio.run(
+                    websocket_log_rate(
+                        base,
+                        cookie,
+                        "bench-logs-ws",
+                        moorage + ["exec", "bench-logs-ws", "touch", "/tmp/go"],
+                        env,
+                    )
+                ),
+            )
+        ]
+        rates.append(
+            (
+                "moorage logs -f",
+                *cli_log_rate(
+                    moorage + ["logs", "-f", "--tail", "0", "bench-logs-cli"],
+                    moorage + ["exec", "bench-logs-cli", "touch", "/tmp/go"],
+                    env,
+                ),
+            )
+        )
         if docker is not None:
-            subprocess.run([*dk, "run", "-d", "--network", "none", "--name", "bench-logs",
-                            IMAGE, "sh", "-c", writer], env=docker.env, check=True,
-                           capture_output=True)
-            rates.append(("docker logs -f (private dockerd)", *cli_log_rate(
-                [*dk, "logs", "-f", "--tail", "0", "bench-logs"],
-                [*dk, "exec", "bench-logs", "touch", "/tmp/go"], docker.env)))
+            subprocess.run(
+                [
+                    *dk,
+                    "run",
+                    "-d",
+                    "--network",
+                    "none",
+                    "--name",
+                    "bench-logs",
+                    IMAGE,
+                    "sh",
+                    "-c",
+                    writer,
+                ],
+                env=docker.env,
+                check=True,
+                capture_output=True,
+            )
+            rates.append(
+                (
+                    "docker logs -f (private dockerd)",
+                    *cli_log_rate(
+                        [*dk, "logs", "-f", "--tail", "0", "bench-logs"],
+                        [*dk, "exec", "bench-logs", "touch", "/tmp/go"],
+                        docker.env,
+                    ),
+                )
+            )
 
-        report = ["# Terminal round trip and log follow throughput", "",
-                  f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-                  f"{os.cpu_count()} CPUs, {args.keys} keystrokes, {args.log_mb} MB of log.", "",
-                  markdown_table(["keystroke → echo", "p50 ms", "p99 ms", "n"],
-                                 [(name, f"{percentiles(s)[0] * 1e3:.2f}",
-                                   f"{percentiles(s)[1] * 1e3:.2f}", str(len(s)))
-                                  for name, s in rows]), "",
-                  markdown_table(["log follow", "MB/s", "bytes"],
-                                 [(name, f"{rate:.1f}", str(total))
-                                  for name, rate, total in rates])]
+        report = [
+            "# Terminal round trip and log follow throughput",
+            "",
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+            f"{os.cpu_count()} CPUs, {args.keys} keystrokes, {args.log_mb} MB of log.",
+            "",
+            markdown_table(
+                ["keystroke → echo", "p50 ms", "p99 ms", "n"],
+                [
+                    (
+                        name,
+                        f"{percentiles(s)[0] * 1e3:.2f}",
+                        f"{percentiles(s)[1] * 1e3:.2f}",
+                        str(len(s)),
+                    )
+                    for name, s in rows
+                ],
+            ),
+            "",
+            markdown_table(
+                ["log follow", "MB/s", "bytes"],
+                [(name, f"{rate:.1f}", str(total)) for name, rate, total in rates],
+            ),
+        ]
         if docker is None:
             report += ["", f"Docker rows left out: {why_not_docker}."]
         write_report("terminal", "\n".join(report) + "\n")
     finally:
-        subprocess.run(moorage + ["rm", "-f", "bench-term", "bench-logs-ws", "bench-logs-cli"],
-                       env=env, capture_output=True)
+        subprocess.run(
+            moorage + ["rm", "-f", "bench-term", "bench-logs-ws", "bench-logs-cli"],
+            env=env,
+            capture_output=True,
+        )
         if docker is not None:
             docker.cleanup()  # its containers, dockerd, containerd and stray shims
         for proc in reversed(started):

@@ -256,7 +256,7 @@ def _run_item_unless_cancelled(job: Job, item: JobItem) -> None:
             run_item(job, item)
     finally:
         if threading.current_thread() is not threading.main_thread():
-            connections.close_all()   # this thread's connections only
+            connections.close_all()  # this thread's connections only
 
 
 @shared_task(

@@ -141,8 +141,10 @@ def entry_limit() -> int:
 
 def too_big(limit: int) -> str:
     """The refusal of an archive that unpacks to more than ``limit`` bytes."""
-    return (f"the archive unpacks to more than {limit} bytes; set MOORAGE_MAX_UNPACKED_BYTES "
-            "to allow more")
+    return (
+        f"the archive unpacks to more than {limit} bytes; set MOORAGE_MAX_UNPACKED_BYTES "
+        "to allow more"
+    )
 
 
 def extract(
@@ -305,8 +307,13 @@ def oversized_header(info: tarfile.TarInfo) -> str | None:
     return None
 
 
-_META_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
-               tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+_META_TYPES = (
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+)
 
 
 class _Limited:
@@ -385,7 +392,11 @@ def copy_data(src: int, dst: int, offset: int, size: int) -> None:
 
 class _Unpacker:
     def __init__(
-        self, whiteouts: str, allow_devices: bool, allow_setuid: bool, max_bytes: int | None,
+        self,
+        whiteouts: str,
+        allow_devices: bool,
+        allow_setuid: bool,
+        max_bytes: int | None,
         max_entries: int | None = None,
     ) -> None:
         self.whiteouts, self.allow_devices = whiteouts, allow_devices
@@ -405,13 +416,20 @@ class _Unpacker:
         self.direct = stat.S_ISREG(os.fstat(self.fd).st_mode)
         self.limited = (_LimitedFile if self.direct else _Limited)(raw, self.max_bytes)
         stream = cast(BinaryIO, self.limited)
-        tf = tarfile.open(fileobj=stream, mode="r:" if self.direct else "r|", tarinfo=_Info,
-                          encoding="utf-8", errors="surrogateescape")
+        tf = tarfile.open(
+            fileobj=stream,
+            mode="r:" if self.direct else "r|",
+            tarinfo=_Info,
+            encoding="utf-8",
+            errors="surrogateescape",
+        )
         for count, member in enumerate(tf, 1):
             self.entry = member.name
             if self.max_entries is not None and count > self.max_entries:
-                raise _Refused(f"the archive has more than {self.max_entries} entries; set "
-                               "MOORAGE_MAX_ARCHIVE_ENTRIES to allow more")
+                raise _Refused(
+                    f"the archive has more than {self.max_entries} entries; set "
+                    "MOORAGE_MAX_ARCHIVE_ENTRIES to allow more"
+                )
             self.one(tf, member)
             tf.members = []  # type: ignore[attr-defined]  # stream mode keeps all headers
         if not _Info.ended_cleanly():
@@ -464,8 +482,10 @@ class _Unpacker:
             self.whiteout(path, base, m)
             return
         if m.isreg() and self.max_bytes is not None and self.written + m.size > self.max_bytes:
-            self.refuse(f"takes the content past the limit of {self.max_bytes} bytes; set "
-                        "MOORAGE_MAX_UNPACKED_BYTES to allow more")
+            self.refuse(
+                f"takes the content past the limit of {self.max_bytes} bytes; set "
+                "MOORAGE_MAX_UNPACKED_BYTES to allow more"
+            )
         if (m.ischr() or m.isblk()) and not self.allow_devices:
             self.refuse("is a device node, and device nodes are not allowed here")
         self.replace(path, m.isdir())

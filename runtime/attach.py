@@ -26,7 +26,7 @@ STDIN, STDOUT, STDERR, CONTROL = 0, 1, 2, 3
 HEADER = struct.Struct(">BxxxI")
 
 
-SOCKET_ID_LENGTH = 32   # 128 bits of the id: unique, and short enough for sun_path
+SOCKET_ID_LENGTH = 32  # 128 bits of the id: unique, and short enough for sun_path
 
 
 def socket_path(cid: str) -> Path:
@@ -55,8 +55,8 @@ class FrameReader:
             kind, length = HEADER.unpack_from(self._buffer)
             if len(self._buffer) < HEADER.size + length:
                 break
-            frames.append((kind, self._buffer[HEADER.size:HEADER.size + length]))
-            self._buffer = self._buffer[HEADER.size + length:]
+            frames.append((kind, self._buffer[HEADER.size : HEADER.size + length]))
+            self._buffer = self._buffer[HEADER.size + length :]
         return frames
 
 
@@ -108,7 +108,7 @@ class Client:
         try:
             data = self.sock.recv(65536)
         except ConnectionResetError:
-            data = b""   # the monitor exited with our request unread: it hung up
+            data = b""  # the monitor exited with our request unread: it hung up
         if not data:
             return None
         return self.reader.feed(data)

@@ -13,20 +13,66 @@ from runtime import syscalls
 from runtime.errors import InvalidSpec, KernelError
 
 NAMES: tuple[str, ...] = (
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
-    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
-    "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
-    "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
-    "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
-    "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
 )
 NUMBER = {name: number for number, name in enumerate(NAMES)}
 
 # Docker's default set (moby oci/caps/defaults.go).
 DEFAULT: tuple[str, ...] = (
-    "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
-    "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
 )
 
 
@@ -61,8 +107,9 @@ def normalise(name: str) -> str:
     return upper
 
 
-def effective_set(cap_add: tuple[str, ...], cap_drop: tuple[str, ...],
-                  privileged: bool) -> tuple[str, ...]:
+def effective_set(
+    cap_add: tuple[str, ...], cap_drop: tuple[str, ...], privileged: bool
+) -> tuple[str, ...]:
     """The capability names a container gets, as Docker computes them."""
     last = _last_cap()
     every = tuple(n for n in NAMES if NUMBER[n] <= last)
@@ -108,4 +155,4 @@ def set_process_sets(names: tuple[str, ...], keep: bool) -> None:
     empty sets (as runc does for non-root users) under the same bounding set, so a
     setuid-root binary cannot regain more than the container was given."""
     allowed = mask(names) if keep else 0
-    syscalls.capset(allowed, allowed, 0)   # Docker leaves the inheritable set empty
+    syscalls.capset(allowed, allowed, 0)  # Docker leaves the inheritable set empty

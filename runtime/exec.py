@@ -24,7 +24,7 @@ from runtime.errors import Conflict, ExecFailed, MoorageError
 @dataclass
 class ExecProcess:
     helper_pid: int
-    master_fd: int       # pty master, -1 without a TTY
+    master_fd: int  # pty master, -1 without a TTY
 
     def wait(self) -> int:
         _, status = os.waitpid(self.helper_pid, 0)
@@ -32,10 +32,19 @@ class ExecProcess:
         return 128 - code if code < 0 else code
 
 
-def exec_process(ref: str, argv: list[str], *, use_tty: bool = False, stdin: int = -1,
-                 stdout: int = 1, stderr: int = 2, detach: bool = False,
-                 user: str | None = None, workdir: str | None = None,
-                 env: tuple[str, ...] = ()) -> ExecProcess:
+def exec_process(
+    ref: str,
+    argv: list[str],
+    *,
+    use_tty: bool = False,
+    stdin: int = -1,
+    stdout: int = 1,
+    stderr: int = 2,
+    detach: bool = False,
+    user: str | None = None,
+    workdir: str | None = None,
+    env: tuple[str, ...] = (),
+) -> ExecProcess:
     cid = store.resolve(ref)
     record = store.load(cid)
     st = reconcile(cid)
@@ -52,10 +61,12 @@ def exec_process(ref: str, argv: list[str], *, use_tty: bool = False, stdin: int
         env=tuple(process.build_env(record.env, env, record.hostname, use_tty)),
         cwd=workdir or record.workdir or "/",
         user=user if user is not None else record.user,
-        capabilities=caps, no_new_privileges=not spec.privileged,
-        seccomp=seccomp.default_profile(caps) if spec.seccomp_confined else None)
+        capabilities=caps,
+        no_new_privileges=not spec.privileged,
+        seccomp=seccomp.default_profile(caps) if spec.seccomp_confined else None,
+    )
     if proc.seccomp:
-        seccomp.preload()   # before the helper enters the container's mount namespace
+        seccomp.preload()  # before the helper enters the container's mount namespace
     if detach:
         # A detached process must not hold the caller's stdio: `exec -d` in a pipeline
         # would otherwise keep the reader waiting until the process ends.
@@ -68,8 +79,7 @@ def exec_process(ref: str, argv: list[str], *, use_tty: bool = False, stdin: int
     pid = os.fork()
     if pid == 0:
         os.close(error_r)
-        _helper(group, st.pid, proc, error_w, child_sock, use_tty, stdin, stdout, stderr,
-                detach)
+        _helper(group, st.pid, proc, error_w, child_sock, use_tty, stdin, stdout, stderr, detach)
     os.close(error_w)
     master = -1
     if child_sock:
@@ -90,9 +100,18 @@ def exec_process(ref: str, argv: list[str], *, use_tty: bool = False, stdin: int
     return ExecProcess(pid, master)
 
 
-def _helper(group: cgroups.Cgroup, target: int, proc: process.ProcessSpec, error_w: int,
-            console: socket.socket | None, use_tty: bool, stdin: int, stdout: int, stderr: int,
-            detach: bool) -> None:
+def _helper(
+    group: cgroups.Cgroup,
+    target: int,
+    proc: process.ProcessSpec,
+    error_w: int,
+    console: socket.socket | None,
+    use_tty: bool,
+    stdin: int,
+    stdout: int,
+    stderr: int,
+    detach: bool,
+) -> None:
     code, message = 126, ""
     try:
         group.add_process(os.getpid())

@@ -33,8 +33,13 @@ class ExecSession:
             raise InvalidSpec("exec needs a command: a list of strings")
         env = request.get("env") or []
         process = exec_module.exec_process(
-            cid, argv, use_tty=True, user=request.get("user") or None,
-            workdir=request.get("workdir") or None, env=tuple(str(e) for e in env))
+            cid,
+            argv,
+            use_tty=True,
+            user=request.get("user") or None,
+            workdir=request.get("workdir") or None,
+            env=tuple(str(e) for e in env),
+        )
         self.helper_pid = process.helper_pid
         self.master_fd = process.master_fd
         self.pidfd = os.pidfd_open(process.helper_pid)
@@ -53,7 +58,7 @@ class ExecSession:
         view = memoryview(data)
         try:
             while view:
-                view = view[os.write(self.master_fd, view):]
+                view = view[os.write(self.master_fd, view) :]
         except (BlockingIOError, OSError):
             pass
 
@@ -63,7 +68,7 @@ class ExecSession:
             return os.read(self.master_fd, 65536)
         except BlockingIOError:
             return None
-        except OSError as e:   # EIO: the last process holding the slave is gone
+        except OSError as e:  # EIO: the last process holding the slave is gone
             if e.errno != errno.EIO:
                 raise
             return b""

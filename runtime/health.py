@@ -31,8 +31,8 @@ SECOND = 1_000_000_000
 DEFAULT_INTERVAL = 30 * SECOND
 DEFAULT_TIMEOUT = 30 * SECOND
 DEFAULT_RETRIES = 3
-MINIMUM_DURATION = 1_000_000            # Docker's containertypes.MinimumDuration: 1ms
-MAX_OUTPUT = 4096                        # dockerd's maxOutputLen
+MINIMUM_DURATION = 1_000_000  # Docker's containertypes.MinimumDuration: 1ms
+MAX_OUTPUT = 4096  # dockerd's maxOutputLen
 MAX_LOG_ENTRIES = 5
 STARTING, HEALTHY, UNHEALTHY, NONE = "starting", "healthy", "unhealthy", "none"
 STATUSES = (STARTING, HEALTHY, UNHEALTHY, NONE)
@@ -46,7 +46,7 @@ class Check:
     interval: int
     timeout: int
     start_period: int
-    start_interval: int      # 0: Interval throughout
+    start_interval: int  # 0: Interval throughout
     retries: int
 
 
@@ -57,14 +57,22 @@ def user_healthcheck(spec: Any) -> dict[str, Any] | None:
     """The ``--health-*`` flags as a Docker ``Healthcheck``; None when none was given."""
     if spec.no_healthcheck:
         return {"Test": ["NONE"]}
-    if not (spec.health_cmd or spec.health_interval or spec.health_timeout
-            or spec.health_start_period or spec.health_retries):
+    if not (
+        spec.health_cmd
+        or spec.health_interval
+        or spec.health_timeout
+        or spec.health_start_period
+        or spec.health_retries
+    ):
         return None
     check: dict[str, Any] = {"Test": ["CMD-SHELL", spec.health_cmd] if spec.health_cmd else []}
-    for key, value in (("Interval", spec.health_interval), ("Timeout", spec.health_timeout),
-                       ("StartPeriod", spec.health_start_period),
-                       ("Retries", spec.health_retries)):
-        if value:   # unset stays out, as Docker's omitempty fields do
+    for key, value in (
+        ("Interval", spec.health_interval),
+        ("Timeout", spec.health_timeout),
+        ("StartPeriod", spec.health_start_period),
+        ("Retries", spec.health_retries),
+    ):
+        if value:  # unset stays out, as Docker's omitempty fields do
             check[key] = value
     return check
 
@@ -84,18 +92,28 @@ def merged(spec: Any, image_config: dict[str, Any]) -> dict[str, Any] | None:
 
 def validate(spec: Any) -> None:
     """The flags' own checks (the docker CLI's wording), then the daemon's on the values."""
-    given = bool(spec.health_cmd or spec.health_interval or spec.health_timeout
-                 or spec.health_start_period or spec.health_retries)
+    given = bool(
+        spec.health_cmd
+        or spec.health_interval
+        or spec.health_timeout
+        or spec.health_start_period
+        or spec.health_retries
+    )
     if spec.no_healthcheck and given:
         raise InvalidSpec("--no-healthcheck conflicts with --health-* options")
-    for flag, value in (("--health-interval", spec.health_interval),
-                        ("--health-timeout", spec.health_timeout),
-                        ("--health-start-period", spec.health_start_period),
-                        ("--health-retries", spec.health_retries)):
+    for flag, value in (
+        ("--health-interval", spec.health_interval),
+        ("--health-timeout", spec.health_timeout),
+        ("--health-start-period", spec.health_start_period),
+        ("--health-retries", spec.health_retries),
+    ):
         if value < 0:
             raise InvalidSpec(f"{flag} cannot be negative")
-    for name, value in (("Interval", spec.health_interval), ("Timeout", spec.health_timeout),
-                        ("StartPeriod", spec.health_start_period)):
+    for name, value in (
+        ("Interval", spec.health_interval),
+        ("Timeout", spec.health_timeout),
+        ("StartPeriod", spec.health_start_period),
+    ):
         if 0 < value < MINIMUM_DURATION:
             raise InvalidSpec(f"{name} in Healthcheck cannot be less than 1ms")
 
@@ -112,17 +130,19 @@ def effective(spec: Any, image_config: dict[str, Any]) -> Check | None:
     elif test[0] == "CMD":
         argv = test[1:]
     else:
-        argv = test   # an API client's bare argv; dockerd treats it the same way
+        argv = test  # an API client's bare argv; dockerd treats it the same way
     if not argv:
         return None
-    return Check(argv=tuple(argv),
-                 interval=config.get("Interval") or DEFAULT_INTERVAL,
-                 timeout=config.get("Timeout") or DEFAULT_TIMEOUT,
-                 start_period=config.get("StartPeriod") or 0,
-                 # Only when set: dockerd 20.10 has no StartInterval, and 25+ defaulting
-                 # it to 5s would slow down a short --health-interval in the start period.
-                 start_interval=config.get("StartInterval") or 0,
-                 retries=config.get("Retries") or DEFAULT_RETRIES)
+    return Check(
+        argv=tuple(argv),
+        interval=config.get("Interval") or DEFAULT_INTERVAL,
+        timeout=config.get("Timeout") or DEFAULT_TIMEOUT,
+        start_period=config.get("StartPeriod") or 0,
+        # Only when set: dockerd 20.10 has no StartInterval, and 25+ defaulting
+        # it to 5s would slow down a short --health-interval in the start period.
+        start_interval=config.get("StartInterval") or 0,
+        retries=config.get("Retries") or DEFAULT_RETRIES,
+    )
 
 
 # ------------------------------------------------------------------ the record on disk
@@ -147,7 +167,7 @@ def document(record: Any, st: state.State) -> dict[str, Any] | None:
     found = read(record.directory)
     if found is None:
         if st.status not in state.ACTIVE:
-            return None   # never started: dockerd sets Health up at start
+            return None  # never started: dockerd sets Health up at start
         found = {"Status": STARTING, "FailingStreak": 0, "Log": []}
     return found
 
@@ -204,8 +224,11 @@ class HealthMonitor:
         self.probe: _Probe | None = None
         previous = read(directory) or {}
         # A (re)start begins again at "starting" but keeps the log, as dockerd does.
-        self.health: dict[str, Any] = {"Status": STARTING, "FailingStreak": 0,
-                                       "Log": list(previous.get("Log") or [])}
+        self.health: dict[str, Any] = {
+            "Status": STARTING,
+            "FailingStreak": 0,
+            "Log": list(previous.get("Log") or []),
+        }
         self._save()
         syscalls.timerfd_settime(self.timer, self._next_delay())
 
@@ -265,10 +288,13 @@ class HealthMonitor:
             self._kill_probe(probe)
             probe.timed_out = True
             self._close_output(probe)
-            self._record(probe.started, -1,
-                         f"Health check exceeded timeout ({go_duration(self.check.timeout)})")
+            self._record(
+                probe.started,
+                -1,
+                f"Health check exceeded timeout ({go_duration(self.check.timeout)})",
+            )
             syscalls.timerfd_settime(self.timer, self._next_delay())
-        else:   # the killed probe has not exited yet (a frozen cgroup): skip this round
+        else:  # the killed probe has not exited yet (a frozen cgroup): skip this round
             self._kill_probe(probe)
             syscalls.timerfd_settime(self.timer, self._next_delay())
 
@@ -280,8 +306,10 @@ class HealthMonitor:
         try:
             # Imported here: every monitor and `ps` imports this module, few probe.
             from runtime import exec as exec_module
-            process = exec_module.exec_process(self.cid, list(self.check.argv), stdin=-1,
-                                               stdout=write_fd, stderr=write_fd)
+
+            process = exec_module.exec_process(
+                self.cid, list(self.check.argv), stdin=-1, stdout=write_fd, stderr=write_fd
+            )
         except (MoorageError, OSError) as e:
             os.close(read_fd)
             os.close(write_fd)
@@ -290,8 +318,9 @@ class HealthMonitor:
             return
         os.close(write_fd)
         os.set_blocking(read_fd, False)
-        probe = _Probe(process.helper_pid, os.pidfd_open(process.helper_pid), read_fd,
-                       started, bytearray())
+        probe = _Probe(
+            process.helper_pid, os.pidfd_open(process.helper_pid), read_fd, started, bytearray()
+        )
         self.probe = probe
         self.selector.register(read_fd, selectors.EVENT_READ, "output")
         self.selector.register(probe.pidfd, selectors.EVENT_READ, "exit")
@@ -318,11 +347,11 @@ class HealthMonitor:
         probe = self.probe
         if probe is None:
             return
-        while self._read_output():   # what it printed before exiting
+        while self._read_output():  # what it printed before exiting
             pass
         code = self._forget_probe(probe, reap_within=None)
         if probe.timed_out:
-            return   # already recorded as a timeout when it was killed
+            return  # already recorded as a timeout when it was killed
         self._record(probe.started, code, probe.output.decode(errors="replace"))
         syscalls.timerfd_settime(self.timer, self._next_delay())
 
@@ -339,7 +368,7 @@ class HealthMonitor:
                 children = [int(p) for p in f.read().split()]
         except OSError:
             children = []
-        for child in children:   # the command called setsid(): its pgid is its pid
+        for child in children:  # the command called setsid(): its pgid is its pid
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(child, signal.SIGKILL)
         if not children:
@@ -353,8 +382,7 @@ class HealthMonitor:
         deadline = time.monotonic() + (reap_within or 0.0)
         while True:
             try:
-                pid, status = os.waitpid(probe.helper_pid, 0 if reap_within is None
-                                         else os.WNOHANG)
+                pid, status = os.waitpid(probe.helper_pid, 0 if reap_within is None else os.WNOHANG)
             except ChildProcessError:
                 break
             if pid:
@@ -385,8 +413,12 @@ class HealthMonitor:
                 health["FailingStreak"] += 1
                 if health["FailingStreak"] >= self.check.retries:
                     health["Status"] = UNHEALTHY
-        entry = {"Start": logs.timestamp(started), "End": logs.timestamp(time.time()),
-                 "ExitCode": code, "Output": output}
+        entry = {
+            "Start": logs.timestamp(started),
+            "End": logs.timestamp(time.time()),
+            "ExitCode": code,
+            "Output": output,
+        }
         health["Log"] = (health["Log"] + [entry])[-MAX_LOG_ENTRIES:]
         self._save()
 

@@ -34,17 +34,17 @@ class InitPlan:
     domainname: str
     process: process.ProcessSpec
     tty: bool
-    private_network: bool     # a new netns whose loopback we bring up
-    cgroup_tasks: tuple[str, ...] = ()   # to write "0" to, to join the container's cgroup
+    private_network: bool  # a new netns whose loopback we bring up
+    cgroup_tasks: tuple[str, ...] = ()  # to write "0" to, to join the container's cgroup
 
 
 @dataclass(frozen=True)
 class InitPipes:
-    ready_w: int      # init → monitor: namespaces exist, "r" in the cgroup already, "R" not
-    go_r: int         # monitor → init: cgroups and network are in place
-    error_w: int      # init → monitor: exec failure, closed on successful exec (CLOEXEC)
-    console: int      # socket to send the pty master over, or -1
-    stdin: int        # fds to become 0, 1, 2 when there is no TTY (-1: /dev/null)
+    ready_w: int  # init → monitor: namespaces exist, "r" in the cgroup already, "R" not
+    go_r: int  # monitor → init: cgroups and network are in place
+    error_w: int  # init → monitor: exec failure, closed on successful exec (CLOEXEC)
+    console: int  # socket to send the pty master over, or -1
+    stdin: int  # fds to become 0, 1, 2 when there is no TTY (-1: /dev/null)
     stdout: int
     stderr: int
 
@@ -93,7 +93,7 @@ def run(plan: InitPlan, pipes: InitPipes) -> None:
         os.write(pipes.ready_w, b"r" if _join_cgroup(plan.cgroup_tasks) else b"R")
         os.close(pipes.ready_w)
         if os.read(pipes.go_r, 1) != b"g":
-            os._exit(1)   # the monitor gave up on us
+            os._exit(1)  # the monitor gave up on us
         os.close(pipes.go_r)
         syscalls.unshare(syscalls.CLONE_NEWCGROUP)
         rootfs.mount_rootfs(plan.rootfs)

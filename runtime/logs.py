@@ -19,7 +19,7 @@ from pathlib import Path
 
 from runtime.errors import InvalidSpec
 
-PARTIAL_LIMIT = 16 * 1024   # like Docker, a line longer than this is split into entries
+PARTIAL_LIMIT = 16 * 1024  # like Docker, a line longer than this is split into entries
 
 
 def timestamp(now: float | None = None) -> str:
@@ -89,8 +89,10 @@ class JsonFileWriter:
         if not entries:
             return
         tail = f',"stream":"{stream}","time":"{timestamp()}"}}\n'.encode()
-        records = [b'{"log":' + encode_basestring(e.decode("utf-8", "replace")).encode() + tail
-                   for e in entries]
+        records = [
+            b'{"log":' + encode_basestring(e.decode("utf-8", "replace")).encode() + tail
+            for e in entries
+        ]
         if self.max_size:
             for record in records:
                 if self._size + len(record) > self.max_size and self._size:
@@ -124,7 +126,7 @@ def _pieces(line: bytes) -> list[bytes]:
     """Docker's partial messages: a line longer than PARTIAL_LIMIT becomes several."""
     if len(line) <= PARTIAL_LIMIT:
         return [line]
-    return [line[at:at + PARTIAL_LIMIT] for at in range(0, len(line), PARTIAL_LIMIT)]
+    return [line[at : at + PARTIAL_LIMIT] for at in range(0, len(line), PARTIAL_LIMIT)]
 
 
 @dataclass(frozen=True)
@@ -135,8 +137,10 @@ class Entry:
 
 
 def _files(path: Path) -> list[Path]:
-    rotated = sorted((p for p in path.parent.glob(path.name + ".*") if p.suffix[1:].isdigit()),
-                     key=lambda p: -int(p.suffix[1:]))
+    rotated = sorted(
+        (p for p in path.parent.glob(path.name + ".*") if p.suffix[1:].isdigit()),
+        key=lambda p: -int(p.suffix[1:]),
+    )
     return rotated + ([path] if path.exists() else [])
 
 
@@ -175,17 +179,24 @@ def _tail_lines(paths: list[Path], count: int) -> list[bytes]:
     return list(reversed(found[:count]))
 
 
-def read(path: Path, tail: int | None = None, since: float | None = None,
-         until: float | None = None, follow: bool = False,
-         running: Callable[[], bool] = lambda: False, poll: float = 0.05) -> Iterator[Entry]:
+def read(
+    path: Path,
+    tail: int | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    follow: bool = False,
+    running: Callable[[], bool] = lambda: False,
+    poll: float = 0.05,
+) -> Iterator[Entry]:
     """Entries oldest first; with ``follow`` keep going until ``running()`` is false."""
+
     def wanted(entry: Entry) -> bool:
         if since is None and until is None:
             return True
         moment = parse_timestamp(entry.time)
         return (since is None or moment >= since) and (until is None or moment <= until)
 
-    follower = Follower(path) if follow else None   # from here on, before the tail is read
+    follower = Follower(path) if follow else None  # from here on, before the tail is read
     try:
         yield from (entry for entry in history(path, tail) if wanted(entry))
         if follower is None:
@@ -246,7 +257,7 @@ class Follower:
                 rotated = False
             if not rotated:
                 break
-            self._handle.close()   # rotated: go on with the new file from its start
+            self._handle.close()  # rotated: go on with the new file from its start
             self._handle = open(self.path, "rb")
         return entries
 

@@ -65,7 +65,7 @@ BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET_AFTER = 0.1, 60.0, 10.0
 @dataclass
 class Launch:
     cid: str
-    report: Any       # file reading the monitor's report pipe
+    report: Any  # file reading the monitor's report pipe
     go_fd: int
 
     def go(self) -> None:
@@ -89,8 +89,10 @@ def _outcome(cid: str, line: str) -> int:
         raise ExecFailed(message, int(code))
     if kind == "error":
         raise MoorageError(rest)
-    raise MoorageError(f"container monitor for {cid[:12]} died while starting; "
-                       f"see {paths.container(cid) / 'monitor.log'}")
+    raise MoorageError(
+        f"container monitor for {cid[:12]} died while starting; "
+        f"see {paths.container(cid) / 'monitor.log'}"
+    )
 
 
 def spawn(cid: str) -> Launch:
@@ -109,9 +111,14 @@ def spawn(cid: str) -> Launch:
         with open(log_path, "ab") as log:
             child = subprocess.Popen(
                 [sys.executable, "-m", "runtime.monitor", cid, str(report_w), str(go_r)],
-                pass_fds=(report_w, go_r), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True, cwd="/")
-        child.wait()   # the first process forks the real monitor and exits at once
+                pass_fds=(report_w, go_r),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                cwd="/",
+            )
+        child.wait()  # the first process forks the real monitor and exits at once
     os.close(report_w)
     os.close(go_r)
     report = os.fdopen(report_r, "rb", buffering=0)
@@ -119,7 +126,7 @@ def spawn(cid: str) -> Launch:
     if first != "listening":
         os.close(go_w)
         report.close()
-        _outcome(cid, first)   # raises with the monitor's reason
+        _outcome(cid, first)  # raises with the monitor's reason
     return Launch(cid, report, go_w)
 
 
@@ -160,7 +167,7 @@ class Conn:
     reader: attach.FrameReader = field(default_factory=attach.FrameReader)
     request: dict[str, Any] | None = None
     out: bytearray = field(default_factory=bytearray)
-    session: exec_relay.ExecSession | None = None   # the exec this connection asked for
+    session: exec_relay.ExecSession | None = None  # the exec this connection asked for
 
     def wants(self, kind: int) -> bool:
         if not self.request or self.request.get("op") != "attach":
@@ -179,7 +186,7 @@ class Monitor:
         self.conns: dict[int, Conn] = {}
         self.pid = 0
         self.pidfd = -1
-        self.outputs: dict[int, int] = {}      # fd → attach kind
+        self.outputs: dict[int, int] = {}  # fd → attach kind
         self.stdin_fd = -1
         self.master_fd = -1
         self.started_at = 0.0
@@ -194,7 +201,8 @@ class Monitor:
             self.log = logs.JsonFileWriter(
                 self.directory / f"{cid}-json.log",
                 logs.parse_size(opts["max-size"]) if "max-size" in opts else 0,
-                int(opts.get("max-file", "1")))
+                int(opts.get("max-file", "1")),
+            )
         paths.run_root().mkdir(parents=True, exist_ok=True)
         attach.remove_socket(cid)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -218,37 +226,48 @@ class Monitor:
             cpuset_cpus=s.cpuset_cpus or None,
             cpuset_mems=s.cpuset_mems or None,
             pids_limit=s.pids_limit or None,
-            devices=None if s.privileged else cgroups.DEFAULT_DEVICE_RULES + tuple(
-                _device_rule(d) for d in s.devices))
+            devices=None
+            if s.privileged
+            else cgroups.DEFAULT_DEVICE_RULES + tuple(_device_rule(d) for d in s.devices),
+        )
 
     def _mode(self, mode: str) -> str | int:
         if mode in ("", "private", "shareable", "bridge", "none") or (
-                mode != "host" and not mode.startswith("container:")):   # a user network
+            mode != "host" and not mode.startswith("container:")
+        ):  # a user network
             return "private"
         if mode == "host":
             return "host"
         other = store.resolve(mode.split(":", 1)[1])
         other_state = state.load(paths.container(other))
         if other_state.status not in (state.RUNNING, state.PAUSED) or not other_state.pid:
-            raise InvalidState(f"cannot join network namespace of a non running container: "
-                               f"{other[:12]} is not running")
+            raise InvalidState(
+                f"cannot join network namespace of a non running container: "
+                f"{other[:12]} is not running"
+            )
         return other_state.pid
 
     def _plan(self) -> init.InitPlan:
         rec, spec = self.record, self.spec
-        modes = namespaces.Modes(net=self._mode(spec.network_mode),
-                                 ipc=self._mode(spec.ipc_mode),
-                                 pid=self._mode(spec.pid_mode),
-                                 uts="host" if spec.network_mode == "host" else "private")
-        binds = [rootfs.BindMount(str(self.directory / name), f"/etc/{name}", create_file=True)
-                 for name in ("hostname", "hosts", "resolv.conf")]
+        modes = namespaces.Modes(
+            net=self._mode(spec.network_mode),
+            ipc=self._mode(spec.ipc_mode),
+            pid=self._mode(spec.pid_mode),
+            uts="host" if spec.network_mode == "host" else "private",
+        )
+        binds = [
+            rootfs.BindMount(str(self.directory / name), f"/etc/{name}", create_file=True)
+            for name in ("hostname", "hosts", "resolv.conf")
+        ]
         if spec.init:
-            binds.append(rootfs.BindMount(_init_binary(), "/sbin/docker-init", readonly=True,
-                                          create_file=True))
+            binds.append(
+                rootfs.BindMount(
+                    _init_binary(), "/sbin/docker-init", readonly=True, create_file=True
+                )
+            )
         shm_source = None
         if spec.ipc_mode.startswith("container:"):
-            shm_source = str(paths.container(store.resolve(spec.ipc_mode.split(":", 1)[1]))
-                             / "shm")
+            shm_source = str(paths.container(store.resolve(spec.ipc_mode.split(":", 1)[1])) / "shm")
         elif spec.ipc_mode == "shareable":
             shm_source = str(self.directory / "shm")
         elif spec.ipc_mode == "host":
@@ -256,31 +275,46 @@ class Monitor:
         plan = rootfs.RootfsPlan(
             merged=str(self.directory / "merged"),
             lower_dirs=tuple([str(self.directory / "init")] + list(reversed(rec.layer_dirs))),
-            upper_dir=str(self.directory / "upper"), work_dir=str(self.directory / "work"),
-            readonly=spec.read_only, privileged=spec.privileged, shm_size=spec.shm_size,
-            shm_source=shm_source, binds=tuple(binds) + tuple(
-                rootfs.BindMount(**b) for b in rec.extra.get("binds", [])),
+            upper_dir=str(self.directory / "upper"),
+            work_dir=str(self.directory / "work"),
+            readonly=spec.read_only,
+            privileged=spec.privileged,
+            shm_size=spec.shm_size,
+            shm_source=shm_source,
+            binds=tuple(binds) + tuple(rootfs.BindMount(**b) for b in rec.extra.get("binds", [])),
             tmpfs=tuple(rootfs.TmpfsMount(**t) for t in rec.extra.get("tmpfs", [])),
-            extra_devices=tuple(_device_paths(d) for d in spec.devices))
+            extra_devices=tuple(_device_paths(d) for d in spec.devices),
+        )
         env = process.build_env(rec.env, (), rec.hostname, spec.tty)
         argv = rec.argv
         if spec.init:
             argv = ["/sbin/docker-init", "--", *argv]
         caps = capabilities.effective_set(spec.cap_add, spec.cap_drop, spec.privileged)
         proc = process.ProcessSpec(
-            argv=tuple(argv), env=tuple(env), cwd=rec.workdir or "/", user=rec.user,
-            capabilities=caps, no_new_privileges=not spec.privileged,
-            seccomp=seccomp.default_profile(caps) if spec.seccomp_confined else None)
-        return init.InitPlan(rootfs=plan, modes=modes, hostname=rec.hostname,
-                             domainname=spec.domainname or "", process=proc, tty=spec.tty,
-                             private_network=modes.net == "private",
-                             cgroup_tasks=self.cgroup.self_attach_files())
+            argv=tuple(argv),
+            env=tuple(env),
+            cwd=rec.workdir or "/",
+            user=rec.user,
+            capabilities=caps,
+            no_new_privileges=not spec.privileged,
+            seccomp=seccomp.default_profile(caps) if spec.seccomp_confined else None,
+        )
+        return init.InitPlan(
+            rootfs=plan,
+            modes=modes,
+            hostname=rec.hostname,
+            domainname=spec.domainname or "",
+            process=proc,
+            tty=spec.tty,
+            private_network=modes.net == "private",
+            cgroup_tasks=self.cgroup.self_attach_files(),
+        )
 
     def launch(self) -> None:
         """Fork and start the init; on failure raise with Docker's exit code."""
         plan = self._plan()
         if plan.process.seccomp:
-            seccomp.preload()   # the init cannot dlopen it after pivot_root
+            seccomp.preload()  # the init cannot dlopen it after pivot_root
         if self.spec.ipc_mode == "shareable":
             rootfs.mount_shared_shm(self.directory / "shm", self.spec.shm_size)
         self.cgroup.create(self._resources())
@@ -301,6 +335,7 @@ class Monitor:
         if plan.modes.pid == "private":
             namespaces.reset_pid_namespace_for_children()
             from runtime import syscalls
+
             syscalls.unshare(syscalls.CLONE_NEWPID)
         elif isinstance(plan.modes.pid, int):
             namespaces.join(plan.modes.pid, "pid")
@@ -309,10 +344,18 @@ class Monitor:
             for fd in [ready_r, go_w, error_r, *stdio_parent, self.stdin_fd]:
                 if fd >= 0:
                     os.close(fd)
-            init.run(plan, init.InitPipes(
-                ready_w=ready_w, go_r=go_r, error_w=error_w,
-                console=console_child.detach() if console_child else -1,
-                stdin=stdin, stdout=stdout, stderr=stderr))
+            init.run(
+                plan,
+                init.InitPipes(
+                    ready_w=ready_w,
+                    go_r=go_r,
+                    error_w=error_w,
+                    console=console_child.detach() if console_child else -1,
+                    stdin=stdin,
+                    stdout=stdout,
+                    stderr=stderr,
+                ),
+            )
             os._exit(126)  # init.run never returns; this is belt and braces
         self.pid = pid
         namespaces.reset_pid_namespace_for_children()
@@ -325,13 +368,13 @@ class Monitor:
         try:
             ready = os.read(ready_r, 1)
             if ready in (b"r", b"R"):
-                if ready == b"R":   # the init did not move itself into the cgroup
+                if ready == b"R":  # the init did not move itself into the cgroup
                     self.cgroup.add_process(pid)
                 try:
                     self.plugged = network.plug(self.record, pid)
                 except MoorageError as e:
                     plug_error = e
-                    os.write(go_w, b"n")   # not "g": the init gives up and exits now
+                    os.write(go_w, b"n")  # not "g": the init gives up and exits now
                 else:
                     os.write(go_w, b"g")
             if console_parent:
@@ -357,8 +400,10 @@ class Monitor:
             if plug_error:
                 raise plug_error
             code, _, message = failure.decode(errors="replace").partition(" ")
-            raise ExecFailed(message or "container init exited before starting",
-                             int(code) if code.isdigit() else 126)
+            raise ExecFailed(
+                message or "container init exited before starting",
+                int(code) if code.isdigit() else 126,
+            )
         self.pidfd = os.pidfd_open(pid)
         self.started_at = time.time()
         if plan.tty:
@@ -376,18 +421,19 @@ class Monitor:
             self.selector.register(service, selectors.EVENT_READ, "service")
         if self.spec.health_flags or self.record.image_config.get("Healthcheck"):
             from runtime import health  # large: loaded only when there may be a check
+
             self.health = health.HealthMonitor.start(self.record, self.started_at)
         if self.health:
             self.selector.register(self.health, selectors.EVENT_READ, "service")
 
     def _teardown_cgroup(self) -> None:
-        if self.health:   # health stops with the container, before its cgroup goes
+        if self.health:  # health stops with the container, before its cgroup goes
             self.selector.unregister(self.health)
             self.health.close()
             self.health = None
         registered = self.selector.get_map()
         for service in self.plugged.services:
-            if service.fileno() in registered:   # not yet, if the start failed
+            if service.fileno() in registered:  # not yet, if the start failed
                 self.selector.unregister(service)
         self.plugged.unplug()
         self.plugged = network.Plugged()
@@ -441,8 +487,9 @@ class Monitor:
         os.write(report_fd, f"ok {self.pid}\n".encode())
         os.close(report_fd)
         self.loop()
-        if auto_remove and self.done:   # again, for a start that failed on restart
+        if auto_remove and self.done:  # again, for a start that failed on restart
             from runtime.containers import teardown
+
             teardown.remove_stopped(self.cid)
         self._close()
 
@@ -524,7 +571,7 @@ class Monitor:
             data = os.read(fd, 65536)
         except BlockingIOError:
             return False
-        except OSError as e:   # EIO on a pty master once the last slave fd closes
+        except OSError as e:  # EIO on a pty master once the last slave fd closes
             if e.errno != errno.EIO:
                 raise
             data = b""
@@ -545,7 +592,7 @@ class Monitor:
 
     def _queue(self, conn: Conn, payload: bytes) -> None:
         if len(conn.out) > MAX_CLIENT_BUFFER:
-            self._drop(conn)   # a client this slow would hold the container back
+            self._drop(conn)  # a client this slow would hold the container back
             return
         conn.out += payload
         self._flush(conn)
@@ -634,7 +681,7 @@ class Monitor:
                 self._final_exit()
             conn.out += attach.control({"ok": True})
             self._flush(conn)
-        elif op == "network":   # a live `network connect`: the DNS server may start now
+        elif op == "network":  # a live `network connect`: the DNS server may start now
             try:
                 for service in self.plugged.refresh():
                     self.selector.register(service, selectors.EVENT_READ, "service")
@@ -647,6 +694,7 @@ class Monitor:
 
     def _start_exec(self, conn: Conn, message: dict[str, Any]) -> None:
         from runtime.exec_relay import ExecSession  # only monitors that serve an exec need it
+
         try:
             session = ExecSession(self.cid, message)
         except ExecFailed as e:
@@ -677,7 +725,7 @@ class Monitor:
         session = conn.session
         assert session is not None
         if session.master_fd >= 0:
-            while data := session.read():   # what it printed last, before its exit code
+            while data := session.read():  # what it printed last, before its exit code
                 self._queue(conn, attach.frame(attach.STDOUT, data))
             if session.master_fd >= 0:
                 self.selector.unregister(session.master_fd)
@@ -711,7 +759,7 @@ class Monitor:
             return
         try:
             view = memoryview(data)
-            while view:   # bounded by the pipe: a stuck reader only loses its own input
+            while view:  # bounded by the pipe: a stuck reader only loses its own input
                 written = os.write(self.stdin_fd, view)
                 view = view[written:]
         except BlockingIOError:
@@ -766,16 +814,17 @@ class Monitor:
             st.finished_at = time.time()
             st.pid = 0
             restart = _should_restart(self.spec, st, code)
-            removing = st.status == state.REMOVING   # an `rm -f` is on it
+            removing = st.status == state.REMOVING  # an `rm -f` is on it
             if not removing:
                 st.status = state.RESTARTING if restart else state.EXITED
         later: list[Path] = []
         if self.spec.auto_remove and not restart and not removing:
             # Before the exit is reported: `run --rm` returns once the container is gone.
             from runtime.containers import teardown
+
             teardown.remove_stopped(self.cid, later=later)
         self._broadcast_exit(code, oom)
-        for path in later:   # its files, out of the store already: nobody waits for these
+        for path in later:  # its files, out of the store already: nobody waits for these
             shutil.rmtree(path, ignore_errors=True)
         if restart:
             self.backoff = BACKOFF_START if ran_for >= BACKOFF_RESET_AFTER else self.backoff
@@ -845,6 +894,7 @@ def _device_rule(device: str) -> cgroups.DeviceRule:
     perms = parts[-1] if len(parts) > 1 and not parts[-1].startswith("/") else "rwm"
     st = os.stat(parts[0])
     import stat as stat_module
+
     kind = "b" if stat_module.S_ISBLK(st.st_mode) else "c"
     return cgroups.DeviceRule(kind, os.major(st.st_rdev), os.minor(st.st_rdev), perms)
 
@@ -878,7 +928,7 @@ def _run_monitor(cid: str, report_fd: int, go_fd: int) -> None:
 def main(argv: list[str]) -> None:
     cid, report_fd, go_fd = argv[0], int(argv[1]), int(argv[2])
     if os.fork():
-        os._exit(0)   # detach: the real monitor is reparented away from the caller
+        os._exit(0)  # detach: the real monitor is reparented away from the caller
     _run_monitor(cid, report_fd, go_fd)
 
 

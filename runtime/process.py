@@ -28,7 +28,7 @@ class ProcessSpec:
     user: str
     capabilities: tuple[str, ...]
     no_new_privileges: bool = True
-    seccomp: seccomp.Profile | None = None   # None: no filter (privileged, unconfined)
+    seccomp: seccomp.Profile | None = None  # None: no filter (privileged, unconfined)
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,11 @@ class User:
 def _read_db(path: str) -> list[list[str]]:
     try:
         with open(path) as f:
-            return [line.rstrip("\n").split(":") for line in f if line.strip()
-                    and not line.startswith("#")]
+            return [
+                line.rstrip("\n").split(":")
+                for line in f
+                if line.strip() and not line.startswith("#")
+            ]
     except OSError:
         return []
 
@@ -60,8 +63,9 @@ def resolve_user(text: str) -> User:
             break
     if entry is None:
         if not user_part.isdigit():
-            raise InvalidSpec(f"unable to find user {user_part}: no matching entries in "
-                              "passwd file")
+            raise InvalidSpec(
+                f"unable to find user {user_part}: no matching entries in passwd file"
+            )
         uid, gid, home, name = int(user_part), 0, "/", None
     else:
         uid, gid, home, name = int(entry[2]), int(entry[3]), entry[5] or "/", entry[0]
@@ -72,11 +76,15 @@ def resolve_user(text: str) -> User:
                 break
         else:
             if not group_part.isdigit():
-                raise InvalidSpec(f"unable to find group {group_part}: no matching entries in "
-                                  "group file")
+                raise InvalidSpec(
+                    f"unable to find group {group_part}: no matching entries in group file"
+                )
             gid = int(group_part)
-    extra = tuple(int(row[2]) for row in groups if len(row) >= 4 and name
-                  and name in row[3].split(",") and row[2].isdigit())
+    extra = tuple(
+        int(row[2])
+        for row in groups
+        if len(row) >= 4 and name and name in row[3].split(",") and row[2].isdigit()
+    )
     return User(uid, gid, extra, home if entry else "/")
 
 
@@ -95,8 +103,9 @@ def merge_env(*layers: Iterable[str]) -> list[str]:
     return [f"{k}={v}" for k, v in merged.items()]
 
 
-def build_env(image_env: list[str], user_env: tuple[str, ...], hostname: str, tty: bool
-              ) -> list[str]:
+def build_env(
+    image_env: list[str], user_env: tuple[str, ...], hostname: str, tty: bool
+) -> list[str]:
     """Docker's order: PATH, HOSTNAME, TERM, image ENV, then -e overriding by key."""
     defaults = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}"] + (["TERM=xterm"] if tty else [])
     return merge_env(defaults, image_env, user_env)
@@ -107,8 +116,9 @@ def find_executable(name: str, path_env: str) -> str:
         try:
             os.stat(name)
         except FileNotFoundError:
-            raise ExecFailed(f'exec: "{name}": stat {name}: no such file or directory',
-                             127) from None
+            raise ExecFailed(
+                f'exec: "{name}": stat {name}: no such file or directory', 127
+            ) from None
         except OSError as e:
             raise ExecFailed(f'exec: "{name}": {(e.strerror or str(e)).lower()}', 126) from None
         if not os.access(name, os.X_OK) or os.path.isdir(name):
@@ -124,7 +134,7 @@ def find_executable(name: str, path_env: str) -> str:
 def _env_value(env: list[str], key: str) -> str | None:
     for item in env:
         if item.startswith(key + "="):
-            return item[len(key) + 1:]
+            return item[len(key) + 1 :]
     return None
 
 
@@ -171,7 +181,9 @@ def _default_signals() -> None:
     (``kill -s HUP`` ends a ``sleep``; a closed terminal hangs up its shell).
     """
     for number in signal.valid_signals():
-        if number not in (signal.SIGKILL, signal.SIGSTOP) and \
-                signal.getsignal(number) == signal.SIG_IGN:
+        if (
+            number not in (signal.SIGKILL, signal.SIGSTOP)
+            and signal.getsignal(number) == signal.SIG_IGN
+        ):
             signal.signal(number, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])

@@ -19,21 +19,41 @@ from runtime import syscalls as sc
 from runtime.errors import KernelError
 
 MASKED_PATHS = (
-    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-    "/sys/firmware", "/sys/devices/virtual/powercap",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 )
 READONLY_PATHS = (
-    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
 )
 # name, type, major, minor, mode: runc's default devices.
 DEVICES = (
-    ("null", "c", 1, 3, 0o666), ("zero", "c", 1, 5, 0o666), ("full", "c", 1, 7, 0o666),
-    ("random", "c", 1, 8, 0o666), ("urandom", "c", 1, 9, 0o666), ("tty", "c", 5, 0, 0o666),
+    ("null", "c", 1, 3, 0o666),
+    ("zero", "c", 1, 5, 0o666),
+    ("full", "c", 1, 7, 0o666),
+    ("random", "c", 1, 8, 0o666),
+    ("urandom", "c", 1, 9, 0o666),
+    ("tty", "c", 5, 0, 0o666),
 )
 DEV_LINKS = (
-    ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-    ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"),
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+    ("core", "/proc/kcore"),
 )
 
 
@@ -42,34 +62,35 @@ class BindMount:
     source: str
     target: str
     readonly: bool = False
-    create_file: bool = False   # the target is a file, not a directory
-    copy_up: bool = False       # seed an empty source with the image's content (volumes)
+    create_file: bool = False  # the target is a file, not a directory
+    copy_up: bool = False  # seed an empty source with the image's content (volumes)
 
 
 @dataclass(frozen=True)
 class TmpfsMount:
     target: str
-    flags: int = 0              # mount(2) flags: nosuid, nodev, noexec, ro ...
-    data: str = ""              # tmpfs options: size=, mode=, uid= ...
+    flags: int = 0  # mount(2) flags: nosuid, nodev, noexec, ro ...
+    data: str = ""  # tmpfs options: size=, mode=, uid= ...
 
 
 @dataclass(frozen=True)
 class RootfsPlan:
     merged: str
-    lower_dirs: tuple[str, ...]        # topmost first, as overlayfs wants them
+    lower_dirs: tuple[str, ...]  # topmost first, as overlayfs wants them
     upper_dir: str
     work_dir: str
     readonly: bool = False
     privileged: bool = False
     shm_size: int = 64 * 1024 * 1024
-    shm_source: str | None = None      # a host tmpfs to bind at /dev/shm (shareable IPC)
-    extra_devices: tuple[tuple[str, str], ...] = ()   # (host path, container path)
+    shm_source: str | None = None  # a host tmpfs to bind at /dev/shm (shareable IPC)
+    extra_devices: tuple[tuple[str, str], ...] = ()  # (host path, container path)
     binds: tuple[BindMount, ...] = field(default_factory=tuple)
     tmpfs: tuple[TmpfsMount, ...] = field(default_factory=tuple)
 
 
-def _mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
-           data: str | None = None) -> None:
+def _mount(
+    source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None
+) -> None:
     sc.mount(source, target, fstype, flags, data)
 
 
@@ -119,20 +140,30 @@ def mount_rootfs(plan: RootfsPlan) -> None:
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
     root = plan.merged
     lower = ":".join(plan.lower_dirs)
-    _mount("overlay", root, "overlay", 0,
-           f"lowerdir={lower},upperdir={plan.upper_dir},workdir={plan.work_dir}")
+    _mount(
+        "overlay",
+        root,
+        "overlay",
+        0,
+        f"lowerdir={lower},upperdir={plan.upper_dir},workdir={plan.work_dir}",
+    )
     # Parents before children (a volume at /data, then one at /data/sub), as Docker sorts;
     # mounts under /dev, /proc or /sys wait until those filesystems are in place.
     mounts: list[BindMount | TmpfsMount] = sorted(
-        [*plan.binds, *plan.tmpfs], key=lambda m: len(_parts(m.target)))
+        [*plan.binds, *plan.tmpfs], key=lambda m: len(_parts(m.target))
+    )
     late = [m for m in mounts if _parts(m.target)[:1] in (["dev"], ["proc"], ["sys"])]
     _mount_user(root, [m for m in mounts if m not in late])
     nosuid_nodev_noexec = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
     _mkdir(f"{root}/proc")
     _mount("proc", f"{root}/proc", "proc", nosuid_nodev_noexec)
     _mkdir(f"{root}/sys")
-    _mount("sysfs", f"{root}/sys", "sysfs",
-           nosuid_nodev_noexec | (0 if plan.privileged else sc.MS_RDONLY))
+    _mount(
+        "sysfs",
+        f"{root}/sys",
+        "sysfs",
+        nosuid_nodev_noexec | (0 if plan.privileged else sc.MS_RDONLY),
+    )
     _mount_dev(plan)
     _mount_user(root, late)
 
@@ -158,8 +189,9 @@ def _mount_user(root: str, mounts: list[BindMount | TmpfsMount]) -> None:
             readonly = bind.readonly
         if readonly:
             from runtime.volumes import remount
+
             below = bind.target.rstrip("/") + "/"
-            for inner in mounts[index + 1:]:
+            for inner in mounts[index + 1 :]:
                 if inner.target.startswith(below):
                     _make_target(root, inner)
             remount.read_only(target)
@@ -175,6 +207,7 @@ def _make_target(root: str, mount: BindMount | TmpfsMount) -> str:
     else:
         if mount.copy_up:
             from runtime.volumes import copyup
+
             copyup.seed(root, target, mount.source)
         _mkdir(target)
     return target
@@ -198,23 +231,36 @@ def _mount_dev(plan: RootfsPlan) -> None:
             pass
     for host_path, container_path in plan.extra_devices:
         st = os.stat(host_path)
-        path = f"{dev}/{os.path.relpath(container_path, '/dev')}" \
-            if container_path.startswith("/dev/") else f"{plan.merged}{container_path}"
+        path = (
+            f"{dev}/{os.path.relpath(container_path, '/dev')}"
+            if container_path.startswith("/dev/")
+            else f"{plan.merged}{container_path}"
+        )
         _mkdir(os.path.dirname(path))
         os.mknod(path, stat.S_IMODE(st.st_mode) | stat.S_IFMT(st.st_mode), st.st_rdev)
-        os.chmod(path, stat.S_IMODE(st.st_mode))   # mknod(2) applies the umask
+        os.chmod(path, stat.S_IMODE(st.st_mode))  # mknod(2) applies the umask
     for name, target in DEV_LINKS:
         if not os.path.lexists(f"{dev}/{name}"):
             os.symlink(target, f"{dev}/{name}")
     _mkdir(f"{dev}/pts")
-    _mount("devpts", f"{dev}/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
-           "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    _mount(
+        "devpts",
+        f"{dev}/pts",
+        "devpts",
+        sc.MS_NOSUID | sc.MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620,gid=5",
+    )
     _mkdir(f"{dev}/shm")
     if plan.shm_source:
         _mount(plan.shm_source, f"{dev}/shm", None, sc.MS_BIND)
     else:
-        _mount("shm", f"{dev}/shm", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
-               f"mode=1777,size={plan.shm_size}")
+        _mount(
+            "shm",
+            f"{dev}/shm",
+            "tmpfs",
+            sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+            f"mode=1777,size={plan.shm_size}",
+        )
     _mkdir(f"{dev}/mqueue")
     try:
         _mount("mqueue", f"{dev}/mqueue", "mqueue", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
@@ -238,8 +284,15 @@ def _host_devices() -> list[tuple[str, str, int, int, int]]:
                 rel = os.path.relpath(path, "/dev")
                 if rel == "ptmx" or rel == "console":
                     continue
-                found.append((rel, kind, os.major(st.st_rdev), os.minor(st.st_rdev),
-                              stat.S_IMODE(st.st_mode)))
+                found.append(
+                    (
+                        rel,
+                        kind,
+                        os.major(st.st_rdev),
+                        os.minor(st.st_rdev),
+                        stat.S_IMODE(st.st_mode),
+                    )
+                )
     return found
 
 
@@ -262,8 +315,7 @@ def harden(plan: RootfsPlan) -> None:
         for path in READONLY_PATHS:
             if os.path.exists(path):
                 _try_mount(path, path, None, sc.MS_BIND | sc.MS_REC)
-                _try_mount(None, path, None,
-                           sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC)
+                _try_mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC)
     if plan.readonly:
         sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
 
@@ -283,8 +335,13 @@ def mount_shared_shm(path: Path, size: int) -> None:
     ``--ipc container:NAME`` containers can bind the same one; idempotent."""
     os.makedirs(path, exist_ok=True)
     if not os.path.ismount(path):
-        sc.mount("shm", str(path), "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
-                 f"mode=1777,size={size}")
+        sc.mount(
+            "shm",
+            str(path),
+            "tmpfs",
+            sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+            f"mode=1777,size={size}",
+        )
 
 
 def unmount_shared_shm(path: Path) -> None:

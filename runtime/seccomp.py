@@ -35,14 +35,41 @@ _SCMP_CMP_MASKED_EQ = 7
 
 # Namespace flags of clone(2): CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID,
 # NEWNET, NEWTIME.
-CLONE_NAMESPACE_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 \
-    | 0x20000000 | 0x40000000 | 0x00000080
+CLONE_NAMESPACE_FLAGS = (
+    0x00020000
+    | 0x02000000
+    | 0x04000000
+    | 0x08000000
+    | 0x10000000
+    | 0x20000000
+    | 0x40000000
+    | 0x00000080
+)
 
 ALWAYS_BLOCKED: tuple[str, ...] = (
-    "add_key", "keyctl", "request_key", "create_module", "get_kernel_syms",
-    "query_module", "nfsservctl", "uselib", "ustat", "sysfs", "_sysctl", "vm86",
-    "vm86old", "kexec_file_load", "kexec_load", "lookup_dcookie", "userfaultfd",
-    "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick",
+    "add_key",
+    "keyctl",
+    "request_key",
+    "create_module",
+    "get_kernel_syms",
+    "query_module",
+    "nfsservctl",
+    "uselib",
+    "ustat",
+    "sysfs",
+    "_sysctl",
+    "vm86",
+    "vm86old",
+    "kexec_file_load",
+    "kexec_load",
+    "lookup_dcookie",
+    "userfaultfd",
+    "open_tree",
+    "move_mount",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
     "mount_setattr",
 )
 
@@ -50,20 +77,42 @@ ALWAYS_BLOCKED: tuple[str, ...] = (
 # syscalls on the right are blocked unless the process holds one of the capabilities on
 # the left (BPF and PERFMON are 5.8's finer-grained halves of SYS_ADMIN).
 BLOCKED_UNLESS: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("SYS_ADMIN",): ("mount", "umount", "umount2", "unshare", "setns", "pivot_root",
-                     "name_to_handle_at", "quotactl", "quotactl_fd", "fanotify_init"),
+    ("SYS_ADMIN",): (
+        "mount",
+        "umount",
+        "umount2",
+        "unshare",
+        "setns",
+        "pivot_root",
+        "name_to_handle_at",
+        "quotactl",
+        "quotactl_fd",
+        "fanotify_init",
+    ),
     ("SYS_ADMIN", "BPF"): ("bpf",),
     ("SYS_ADMIN", "PERFMON"): ("perf_event_open",),
     ("DAC_READ_SEARCH",): ("open_by_handle_at",),
     ("SYS_MODULE",): ("init_module", "finit_module", "delete_module"),
     ("SYS_BOOT",): ("reboot",),
-    ("SYS_TIME",): ("settimeofday", "stime", "clock_settime", "clock_settime64",
-                    "clock_adjtime", "clock_adjtime64", "adjtimex"),
+    ("SYS_TIME",): (
+        "settimeofday",
+        "stime",
+        "clock_settime",
+        "clock_settime64",
+        "clock_adjtime",
+        "clock_adjtime64",
+        "adjtimex",
+    ),
     ("SYS_PACCT",): ("acct",),
     ("SYS_RAWIO",): ("iopl", "ioperm"),
     ("SYS_NICE",): ("get_mempolicy", "set_mempolicy", "mbind", "move_pages"),
-    ("SYS_PTRACE",): ("kcmp", "process_vm_readv", "process_vm_writev", "process_madvise",
-                      "pidfd_getfd"),
+    ("SYS_PTRACE",): (
+        "kcmp",
+        "process_vm_readv",
+        "process_vm_writev",
+        "process_madvise",
+        "pidfd_getfd",
+    ),
     ("SYSLOG",): ("syslog",),
     ("SYS_TTY_CONFIG",): ("vhangup",),
 }
@@ -101,15 +150,19 @@ def parse_security_options(options: tuple[str, ...]) -> bool:
         elif key == "no-new-privileges" and value in ("", "true", "false"):
             continue
         elif key in ("apparmor", "label") and value in ("unconfined", "disable"):
-            continue   # this engine loads no LSM profile, so these ask for what is
+            continue  # this engine loads no LSM profile, so these ask for what is
         else:
             raise InvalidSpec(f"Invalid --security-opt: {option!r}")
     return confined
 
 
 class _ArgCmp(ctypes.Structure):
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
-                ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+    _fields_ = [
+        ("arg", ctypes.c_uint),
+        ("op", ctypes.c_int),
+        ("datum_a", ctypes.c_uint64),
+        ("datum_b", ctypes.c_uint64),
+    ]
 
 
 _lib: ctypes.CDLL | None = None
@@ -123,15 +176,23 @@ def preload() -> None:
     try:
         lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
     except OSError as e:
-        raise MissingFeature("load libseccomp.so.2", errno.ENOENT,
-                             "seccomp filters need Debian's libseccomp2; use --security-opt "
-                             "seccomp=unconfined to run without") from e
+        raise MissingFeature(
+            "load libseccomp.so.2",
+            errno.ENOENT,
+            "seccomp filters need Debian's libseccomp2; use --security-opt "
+            "seccomp=unconfined to run without",
+        ) from e
     lib.seccomp_init.restype = ctypes.c_void_p
     lib.seccomp_init.argtypes = [ctypes.c_uint32]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
-                                           ctypes.c_uint, ctypes.POINTER(_ArgCmp)]
+    lib.seccomp_rule_add_array.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_uint32,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.POINTER(_ArgCmp),
+    ]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
     lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
     lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
@@ -152,18 +213,17 @@ def install(profile: Profile) -> None:
         for arch in (b"x86", b"x32"):
             token = lib.seccomp_arch_resolve_name(arch)
             if token:
-                lib.seccomp_arch_add(ctx, token)   # -EEXIST or -EINVAL: not this host's
+                lib.seccomp_arch_add(ctx, token)  # -EEXIST or -EINVAL: not this host's
         deny = _SCMP_ACT_ERRNO | errno.EPERM
         for name in profile.blocked:
             number = lib.seccomp_syscall_resolve_name(name.encode())
-            if number >= 0:   # negative: no such syscall on this architecture
+            if number >= 0:  # negative: no such syscall on this architecture
                 _add(lib, ctx, deny, number, name)
         if profile.block_clone_namespaces:
             masked = (_ArgCmp * 1)(_ArgCmp(0, _SCMP_CMP_MASKED_EQ, CLONE_NAMESPACE_FLAGS, 0))
             for flag in _single_bits(CLONE_NAMESPACE_FLAGS):
                 masked[0].datum_a, masked[0].datum_b = flag, flag
-                _add(lib, ctx, deny, lib.seccomp_syscall_resolve_name(b"clone"), "clone",
-                     masked)
+                _add(lib, ctx, deny, lib.seccomp_syscall_resolve_name(b"clone"), "clone", masked)
         clone3 = lib.seccomp_syscall_resolve_name(b"clone3")
         if clone3 >= 0:
             _add(lib, ctx, _SCMP_ACT_ERRNO | errno.ENOSYS, clone3, "clone3")
@@ -178,8 +238,14 @@ def _single_bits(mask: int) -> list[int]:
     return [1 << bit for bit in range(64) if mask & (1 << bit)]
 
 
-def _add(lib: ctypes.CDLL, ctx: int, action: int, number: int, name: str,
-         args: ctypes.Array[_ArgCmp] | None = None) -> None:
+def _add(
+    lib: ctypes.CDLL,
+    ctx: int,
+    action: int,
+    number: int,
+    name: str,
+    args: ctypes.Array[_ArgCmp] | None = None,
+) -> None:
     result = lib.seccomp_rule_add_array(ctx, action, number, len(args) if args else 0, args)
     if result < 0:
         raise KernelError("seccomp_rule_add", -result, f"seccomp rule for {name}")

@@ -25,8 +25,8 @@ _HOSTNAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$")
 @dataclass(frozen=True)
 class ContainerSpec:
     image: str
-    cmd: tuple[str, ...] | None = None          # None: the image's Cmd
-    entrypoint: tuple[str, ...] | None = None   # None: the image's; (): cleared
+    cmd: tuple[str, ...] | None = None  # None: the image's Cmd
+    entrypoint: tuple[str, ...] | None = None  # None: the image's; (): cleared
     name: str | None = None
     env: tuple[str, ...] = ()
     workdir: str | None = None
@@ -41,7 +41,7 @@ class ContainerSpec:
     restart_max: int = 0
     labels: dict[str, str] = field(default_factory=dict)
     memory: int = 0
-    memory_swap: int = 0            # 0: default (twice memory); -1: unlimited
+    memory_swap: int = 0  # 0: default (twice memory); -1: unlimited
     nano_cpus: int = 0
     cpu_shares: int = 0
     cpuset_cpus: str = ""
@@ -54,10 +54,10 @@ class ContainerSpec:
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
     privileged: bool = False
-    network_mode: str = "bridge"      # bridge, none, host, container:X or a network
+    network_mode: str = "bridge"  # bridge, none, host, container:X or a network
     ipc_mode: str = "private"
     pid_mode: str = ""
-    devices: tuple[str, ...] = ()    # HOST[:CONTAINER[:PERMS]]
+    devices: tuple[str, ...] = ()  # HOST[:CONTAINER[:PERMS]]
     shm_size: int = 64 * 1024 * 1024
     log_driver: str = "json-file"
     log_opts: dict[str, str] = field(default_factory=dict)
@@ -66,18 +66,18 @@ class ContainerSpec:
     ipv4_address: str = ""
     ipv6_address: str = ""
     mac_address: str = ""
-    publish: tuple[str, ...] = ()       # -p as typed: [IP:][HOST:]CONTAINER[/PROTO]
-    publish_all: bool = False           # -P
-    expose: tuple[str, ...] = ()        # --expose PORT[/PROTO] or a range
-    links: tuple[str, ...] = ()         # --link NAME[:ALIAS]
+    publish: tuple[str, ...] = ()  # -p as typed: [IP:][HOST:]CONTAINER[/PROTO]
+    publish_all: bool = False  # -P
+    expose: tuple[str, ...] = ()  # --expose PORT[/PROTO] or a range
+    links: tuple[str, ...] = ()  # --link NAME[:ALIAS]
     dns: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()
     dns_options: tuple[str, ...] = ()
-    extra_hosts: tuple[str, ...] = ()   # --add-host NAME:IP
+    extra_hosts: tuple[str, ...] = ()  # --add-host NAME:IP
     # Storage (runtime/volumes validates and applies these).
-    volumes: tuple[str, ...] = ()       # -v as typed: [SOURCE:]TARGET[:OPTIONS]
-    mounts: tuple[str, ...] = ()        # --mount as typed: type=...,source=...,target=...
-    tmpfs: tuple[str, ...] = ()         # --tmpfs PATH[:OPTIONS]
+    volumes: tuple[str, ...] = ()  # -v as typed: [SOURCE:]TARGET[:OPTIONS]
+    mounts: tuple[str, ...] = ()  # --mount as typed: type=...,source=...,target=...
+    tmpfs: tuple[str, ...] = ()  # --tmpfs PATH[:OPTIONS]
     volumes_from: tuple[str, ...] = ()  # --volumes-from NAME[:ro|rw]
     security_opt: tuple[str, ...] = ()  # --security-opt seccomp=unconfined ...
     # Health check flags over the image's HEALTHCHECK (runtime/health validates, merges
@@ -98,8 +98,14 @@ class ContainerSpec:
         """Any --health-* or --no-healthcheck flag given. Without one there is nothing for
         ``runtime.health`` to validate, and a check only if the image has a HEALTHCHECK:
         ``run`` loads that module only then."""
-        return bool(self.no_healthcheck or self.health_cmd or self.health_interval
-                    or self.health_timeout or self.health_start_period or self.health_retries)
+        return bool(
+            self.no_healthcheck
+            or self.health_cmd
+            or self.health_interval
+            or self.health_timeout
+            or self.health_start_period
+            or self.health_retries
+        )
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -150,16 +156,20 @@ def validate(spec: ContainerSpec) -> ContainerSpec:
             raise InvalidSpec("You should always set the Memory limit when using Memoryswap limit")
         if spec.memory_swap < spec.memory:
             raise InvalidSpec(
-                "Minimum memoryswap limit should be larger than memory limit, see usage")
+                "Minimum memoryswap limit should be larger than memory limit, see usage"
+            )
     ncpu = os.cpu_count() or 1
     if spec.nano_cpus and not (10_000_000 <= spec.nano_cpus <= ncpu * 1_000_000_000):
-        raise InvalidSpec(f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only "
-                          f"{ncpu} CPUs available")
+        raise InvalidSpec(
+            f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+        )
     if spec.cpu_shares < 0:
         raise InvalidSpec("--cpu-shares must be a positive number")
     if spec.cpuset_cpus and not _cpus_in(spec.cpuset_cpus, ncpu):
-        raise InvalidSpec(f"Requested CPUs are not available - requested {spec.cpuset_cpus}, "
-                          f"available: 0-{ncpu - 1}")
+        raise InvalidSpec(
+            f"Requested CPUs are not available - requested {spec.cpuset_cpus}, "
+            f"available: 0-{ncpu - 1}"
+        )
     if spec.restart_policy not in RESTART_POLICIES:
         raise InvalidSpec(f"invalid restart policy '{spec.restart_policy}'")
     if spec.auto_remove and spec.restart_policy != "no":
@@ -176,9 +186,10 @@ def validate(spec: ContainerSpec) -> ContainerSpec:
         capabilities.normalise(cap)
     seccomp.parse_security_options(spec.security_opt)
     if not spec.network_mode:
-        raise InvalidSpec("network mode cannot be empty")   # names: runtime.network checks
-    if spec.ipc_mode not in ("private", "shareable", "host", "") and not \
-            spec.ipc_mode.startswith("container:"):
+        raise InvalidSpec("network mode cannot be empty")  # names: runtime.network checks
+    if spec.ipc_mode not in ("private", "shareable", "host", "") and not spec.ipc_mode.startswith(
+        "container:"
+    ):
         raise InvalidSpec(f"invalid IPC mode: {spec.ipc_mode}")
     if spec.pid_mode not in ("", "host") and not spec.pid_mode.startswith("container:"):
         raise InvalidSpec(f"invalid PID mode: {spec.pid_mode}")
@@ -190,11 +201,14 @@ def validate(spec: ContainerSpec) -> ContainerSpec:
     for device in spec.devices:
         host = device.split(":")[0]
         if not os.path.exists(host):
-            raise InvalidSpec(f"error gathering device information while adding custom device "
-                              f"\"{host}\": no such file or directory")
+            raise InvalidSpec(
+                f"error gathering device information while adding custom device "
+                f'"{host}": no such file or directory'
+            )
     if spec.workdir is not None and spec.workdir and not spec.workdir.startswith("/"):
-        raise InvalidSpec(f"the working directory '{spec.workdir}' is invalid, it needs to be "
-                          "an absolute path")
+        raise InvalidSpec(
+            f"the working directory '{spec.workdir}' is invalid, it needs to be an absolute path"
+        )
     for item in spec.env:
         if not item or item.startswith("="):
             raise InvalidSpec(f"invalid environment variable: {item}")

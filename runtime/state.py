@@ -22,7 +22,14 @@ from typing import Any
 from runtime.errors import InvalidState
 
 CREATED, RUNNING, PAUSED, RESTARTING, EXITED, DEAD, REMOVING = (
-    "created", "running", "paused", "restarting", "exited", "dead", "removing")
+    "created",
+    "running",
+    "paused",
+    "restarting",
+    "exited",
+    "dead",
+    "removing",
+)
 
 # Allowed transitions: from-state → states it may move to.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -40,9 +47,9 @@ ACTIVE = frozenset({RUNNING, PAUSED, RESTARTING})
 @dataclass
 class State:
     status: str = CREATED
-    pid: int = 0                # host pid of the container's init, 0 when not running
+    pid: int = 0  # host pid of the container's init, 0 when not running
     monitor_pid: int = 0
-    monitor_start: int = 0      # the monitor's start time in clock ticks, against pid reuse
+    monitor_start: int = 0  # the monitor's start time in clock ticks, against pid reuse
     exit_code: int = 0
     error: str = ""
     oom_killed: bool = False
@@ -51,7 +58,7 @@ class State:
     restart_count: int = 0
     manually_stopped: bool = False
     boot_id: str = ""
-    lost: bool = False          # its monitor died under it; restart policies still apply
+    lost: bool = False  # its monitor died under it; restart policies still apply
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,7 +131,7 @@ def process_start_time(pid: int) -> int:
             stat = f.read()
     except OSError:
         return 0
-    fields = stat[stat.rindex(b")") + 2:].split()
+    fields = stat[stat.rindex(b")") + 2 :].split()
     return int(fields[19])
 
 
@@ -141,7 +148,7 @@ def process_alive(pid: int, start_time: int) -> bool:
             stat = f.read()
     except OSError:
         return False
-    return stat[stat.rindex(b")") + 2:].split()[0] not in (b"Z", b"X")
+    return stat[stat.rindex(b")") + 2 :].split()[0] not in (b"Z", b"X")
 
 
 def now() -> float:

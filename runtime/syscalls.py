@@ -53,13 +53,23 @@ _MACHINE = os.uname().machine
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(_MACHINE, 155)
 _SYS_CAPSET = {"x86_64": 126, "aarch64": 91}.get(_MACHINE, 126)
 
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                        ctypes.c_char_p]
+_libc.mount.argtypes = [
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_ulong,
+    ctypes.c_char_p,
+]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                        ctypes.c_ulong]
+_libc.prctl.argtypes = [
+    ctypes.c_int,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+]
 
 
 def _check(result: int, operation: str, detail: str = "") -> None:
@@ -81,10 +91,18 @@ def setns(fd: int, nstype: int = 0) -> None:
     _check(_libc.setns(fd, nstype), "setns")
 
 
-def mount(source: str | None, target: str, fstype: str | None = None, flags: int = 0,
-          data: str | None = None) -> None:
-    _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)),
-           "mount", f"{fstype or source} on {target}")
+def mount(
+    source: str | None,
+    target: str,
+    fstype: str | None = None,
+    flags: int = 0,
+    data: str | None = None,
+) -> None:
+    _check(
+        _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)),
+        "mount",
+        f"{fstype or source} on {target}",
+    )
 
 
 def umount2(target: str, flags: int = 0) -> None:
@@ -107,8 +125,11 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
 
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -150,6 +171,6 @@ def timerfd_settime(fd: int, seconds: float) -> None:
     whole = int(seconds)
     nanos = int((seconds - whole) * 1e9)
     if seconds > 0 and whole == 0 and nanos == 0:
-        nanos = 1   # an all-zero value would disarm instead of firing now
+        nanos = 1  # an all-zero value would disarm instead of firing now
     value = _Itimerspec(_Timespec(0, 0), _Timespec(whole, nanos))
     _check(_libc.timerfd_settime(fd, 0, ctypes.byref(value), None), "timerfd_settime")

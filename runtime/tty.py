@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 TIOCSPTLCK = 0x40045431
 TIOCGPTPEER = 0x5441
-DETACH_KEYS = b"\x10\x11"   # ctrl-p ctrl-q
+DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
 
 
 def open_in_container(console_socket: int) -> int:
@@ -92,7 +92,7 @@ class DetachDetector:
                     return bytes(out), True
                 continue
             if self.matched:
-                out += self.keys[:self.matched]
+                out += self.keys[: self.matched]
                 self.matched = 0
                 if byte == self.keys[0]:
                     self.matched = 1

@@ -120,6 +120,7 @@ def _networks_go_at_the_end() -> Iterator[None]:
     yield
     if os.geteuid() == 0:
         from runtime.network import gc as network_gc
+
         network_gc.remove_everything()
 
 

@@ -76,7 +76,8 @@ class ImageJobOutputConsumer(RefusingConsumer):
         try:
             while True:
                 last, frames = _frames(
-                    await client.xread({key: last}, count=BATCH, block=BLOCK_MS), last)
+                    await client.xread({key: last}, count=BATCH, block=BLOCK_MS), last
+                )
                 for frame in frames:
                     await self.send(text_data=frame)
                 if len(frames) == BATCH:

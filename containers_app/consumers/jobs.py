@@ -148,15 +148,15 @@ def item_finished(job_id: int, item: JobItem) -> None:
     publisher.send(group(job_id), {"type": "job.item", "item": item_message(item)})
 
 
-def job_changed(job_id: int, state: str, user_id: int | None = None,
-                team_id: int | None = None) -> None:
+def job_changed(
+    job_id: int, state: str, user_id: int | None = None, team_id: int | None = None
+) -> None:
     """Push the job's new state (running, or its final one: that one waits until sent,
     and so do the jobs-list messages queued before it)."""
     job = {"id": job_id, "state": str(state)}
     for name in list_groups(user_id, team_id):
         publisher.send(name, {"type": "jobs.changed", "job": job})
-    publisher.send(group(job_id), {"type": "job.state", "job": job},
-                   wait=str(state) != "running")
+    publisher.send(group(job_id), {"type": "job.state", "job": job}, wait=str(state) != "running")
 
 
 def _snapshot(user: Any, pk: int) -> dict[str, Any]:

@@ -28,21 +28,30 @@ def _reference(text: str) -> str:
 
 class BuildForm(forms.Form):
     dockerfile = forms.CharField(
-        required=False, max_length=builds.MAX_DOCKERFILE, strip=False,
+        required=False,
+        max_length=builds.MAX_DOCKERFILE,
+        strip=False,
         widget=forms.Textarea(attrs={"rows": 12, "class": "mono", "spellcheck": "false"}),
         help_text="Paste a Dockerfile, or upload a context below.",
     )
     context = forms.FileField(
-        required=False, label="Context (tar or tar.gz)",
+        required=False,
+        label="Context (tar or tar.gz)",
         help_text="A tar of the build directory, as `tar -czf ctx.tgz -C dir .` makes.",
     )
     dockerfile_path = forms.CharField(
-        required=False, max_length=255, initial="Dockerfile", label="Dockerfile in context")
-    tags = forms.CharField(required=False, max_length=2000,
-                           help_text="name:tag, several separated by spaces")
+        required=False, max_length=255, initial="Dockerfile", label="Dockerfile in context"
+    )
+    tags = forms.CharField(
+        required=False, max_length=2000, help_text="name:tag, several separated by spaces"
+    )
     build_args = forms.CharField(
-        required=False, max_length=8000, label="Build args",
-        widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}), help_text="KEY=VALUE per line")
+        required=False,
+        max_length=8000,
+        label="Build args",
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
+        help_text="KEY=VALUE per line",
+    )
     target = forms.CharField(required=False, max_length=128, help_text="stage to stop at")
     no_cache = forms.BooleanField(required=False, label="--no-cache")
 
@@ -66,7 +75,8 @@ class BuildForm(forms.Form):
             return None
         if upload.size > builds.max_context():
             raise forms.ValidationError(
-                f"The context is larger than the limit of {builds.max_context()} bytes.")
+                f"The context is larger than the limit of {builds.max_context()} bytes."
+            )
         try:
             with tarfile.open(fileobj=upload, mode="r:*") as tar:
                 tar.next()  # the first header parses: it is a tar (gzip or plain)
@@ -103,21 +113,26 @@ class BuildForm(forms.Form):
         data = super().clean()
         if not self.errors and bool(data.get("dockerfile")) == bool(data.get("context")):
             raise forms.ValidationError(
-                "Paste a Dockerfile or upload a build context (one of the two).")
+                "Paste a Dockerfile or upload a build context (one of the two)."
+            )
         return data
 
 
 class PullForm(forms.Form):
-    reference = forms.CharField(max_length=255, label="Image",
-                                help_text="e.g. registry.local:5000/team/app:v1")
+    reference = forms.CharField(
+        max_length=255, label="Image", help_text="e.g. registry.local:5000/team/app:v1"
+    )
 
     def clean_reference(self) -> str:
         return _reference(self.cleaned_data["reference"])
 
 
 class PushForm(forms.Form):
-    target = forms.CharField(max_length=255, label="Push as",
-                             help_text="registry/repository:tag; a new name is tagged first")
+    target = forms.CharField(
+        max_length=255,
+        label="Push as",
+        help_text="registry/repository:tag; a new name is tagged first",
+    )
 
     def clean_target(self) -> str:
         target = _reference(self.cleaned_data["target"])

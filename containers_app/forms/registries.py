@@ -10,16 +10,22 @@ from runtime.errors import InvalidSpec
 
 
 class RegistryForm(forms.Form):
-    url = forms.CharField(max_length=255, label="Registry",
-                          help_text="e.g. registry.local:5000 or https://registry.example.com")
+    url = forms.CharField(
+        max_length=255,
+        label="Registry",
+        help_text="e.g. registry.local:5000 or https://registry.example.com",
+    )
     username = forms.CharField(max_length=255, required=False)
     password = forms.CharField(
-        max_length=1024, required=False, strip=False,
+        max_length=1024,
+        required=False,
+        strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="Stored encrypted. Leave empty to keep the stored one.",
     )
-    insecure = forms.BooleanField(required=False, label="Allow plain HTTP",
-                                  help_text="Only for registries without TLS.")
+    insecure = forms.BooleanField(
+        required=False, label="Allow plain HTTP", help_text="Only for registries without TLS."
+    )
 
     def clean_url(self) -> str:
         url = self.cleaned_data["url"].strip()

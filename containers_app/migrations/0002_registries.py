@@ -5,26 +5,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('containers_app', '0001_initial'),
+        ("containers_app", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RegistryEntry',
+            name="RegistryEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('url', models.CharField(max_length=255)),
-                ('domain', models.CharField(max_length=255, unique=True)),
-                ('username', models.CharField(blank=True, max_length=255)),
-                ('password_token', models.TextField(blank=True)),
-                ('insecure', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("url", models.CharField(max_length=255)),
+                ("domain", models.CharField(max_length=255, unique=True)),
+                ("username", models.CharField(blank=True, max_length=255)),
+                ("password_token", models.TextField(blank=True)),
+                ("insecure", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['domain'],
+                "ordering": ["domain"],
             },
         ),
     ]

@@ -89,16 +89,29 @@ def build(
         raise InvalidSpec("A build argument name uses letters, digits and '_'.")
     if target and not STAGE.match(target):
         raise InvalidSpec(f"{target!r} is not a stage name.")
-    options = {"tags": shown, "build_args": sorted(args), "no_cache": bool(no_cache),
-               "target": target, "dockerfile": check_dockerfile_path(dockerfile_path),
-               "source": "upload" if context is not None else "pasted"}
+    options = {
+        "tags": shown,
+        "build_args": sorted(args),
+        "no_cache": bool(no_cache),
+        "target": target,
+        "dockerfile": check_dockerfile_path(dockerfile_path),
+        "source": "upload" if context is not None else "pasted",
+    }
     try:
         if team is None and not permissions.is_site_admin(user):
             raise PermissionDenied("Only site administrators may build global images.")
         permissions.check(user, "image.build", team)
     except PermissionDenied as e:
-        audit.record(user, "image.build", shown or ["(untagged)"], AuditResult.DENIED,
-                     remote_addr=remote_addr, team=team, options=options, detail=str(e))
+        audit.record(
+            user,
+            "image.build",
+            shown or ["(untagged)"],
+            AuditResult.DENIED,
+            remote_addr=remote_addr,
+            team=team,
+            options=options,
+            detail=str(e),
+        )
         raise
     spec: dict[str, Any] = {**options, "build_args": args}
     if context is not None:
@@ -106,8 +119,14 @@ def build(
     else:
         spec["dockerfile_text"] = dockerfile
     label = ", ".join(shown) or "(untagged image)"
-    return jobs.start(user, "image.build", [jobs.Item(label, label, spec)], team=team,
-                      options=options, remote_addr=remote_addr)
+    return jobs.start(
+        user,
+        "image.build",
+        [jobs.Item(label, label, spec)],
+        team=team,
+        options=options,
+        remote_addr=remote_addr,
+    )
 
 
 def _keep_upload(upload: IO[bytes]) -> str:
@@ -117,13 +136,17 @@ def _keep_upload(upload: IO[bytes]) -> str:
     written = 0
     try:
         with os.fdopen(fd, "wb") as out:
-            chunks = upload.chunks() if hasattr(upload, "chunks") else iter(
-                lambda: upload.read(1 << 20), b"")
+            chunks = (
+                upload.chunks()
+                if hasattr(upload, "chunks")
+                else iter(lambda: upload.read(1 << 20), b"")
+            )
             for chunk in chunks:
                 written += len(chunk)
                 if written > limit:
-                    raise InvalidSpec(f"The build context is larger than "
-                                      f"{units.human_size(limit)}.")
+                    raise InvalidSpec(
+                        f"The build context is larger than {units.human_size(limit)}."
+                    )
                 out.write(chunk)
     except BaseException:
         os.unlink(path)
@@ -178,21 +201,33 @@ def run_build(item: JobItem, options: dict[str, Any]) -> str:
                     os.unlink(upload)
         with context:
             dockerfile = _inside(context.root, spec.get("dockerfile") or "Dockerfile")
-            out.output(f"Sending build context to Docker daemon  "
-                       f"{units.human_size(context.size())}\n")
-            result = engine_build(context, BuildOptions(
-                tags=tuple(spec.get("tags") or ()), dockerfile=dockerfile,
-                build_args=dict(spec.get("build_args") or {}),
-                no_cache=bool(spec.get("no_cache")), target=spec.get("target") or None,
-            ), out.output)
+            out.output(
+                f"Sending build context to Docker daemon  {units.human_size(context.size())}\n"
+            )
+            result = engine_build(
+                context,
+                BuildOptions(
+                    tags=tuple(spec.get("tags") or ()),
+                    dockerfile=dockerfile,
+                    build_args=dict(spec.get("build_args") or {}),
+                    no_cache=bool(spec.get("no_cache")),
+                    target=spec.get("target") or None,
+                ),
+                out.output,
+            )
         new_image_for(item.job, result.image_id, existed)
-        out.done({"image": result.image_id, "tags": list(result.tags), "steps": result.steps,
-                  "cached": result.cached})
+        out.done(
+            {
+                "image": result.image_id,
+                "tags": list(result.tags),
+                "steps": result.steps,
+                "cached": result.cached,
+            }
+        )
         return result.image_id
     except StepFailed as e:
         out.failed(str(e), e.code)
-        raise StepFailed(f"{out.step or 'A step'} failed (exit code {e.code}): {e}",
-                         e.code) from e
+        raise StepFailed(f"{out.step or 'A step'} failed (exit code {e.code}): {e}", e.code) from e
     except MoorageError as e:
         out.failed(str(e))
         raise

@@ -47,8 +47,12 @@ class Writer:
             return
         try:
             pipe = self.client.pipeline(transaction=False)
-            pipe.xadd(self.key, {"kind": kind, "value": json.dumps(value)},
-                      maxlen=MAX_ENTRIES, approximate=True)
+            pipe.xadd(
+                self.key,
+                {"kind": kind, "value": json.dumps(value)},
+                maxlen=MAX_ENTRIES,
+                approximate=True,
+            )
             pipe.expire(self.key, KEEP_SECONDS)
             pipe.execute()
         except redis.RedisError as e:

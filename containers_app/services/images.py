@@ -223,8 +223,12 @@ def import_tarball(
         path,
         reference or str(getattr(fileobj, "name", None) or "upload"),
         # Only a site admin's upload may carry setuid/setgid files into an image.
-        {"path": path, "reference": reference, "message": message,
-         "trusted": permissions.is_site_admin(user)},
+        {
+            "path": path,
+            "reference": reference,
+            "message": message,
+            "trusted": permissions.is_site_admin(user),
+        },
     )
     return jobs.start(
         user,

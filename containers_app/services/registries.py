@@ -94,8 +94,9 @@ def check_manage(user: Any, verb: str, target: str, remote_addr: str | None) -> 
     try:
         permissions.check(user, "registry.manage")
     except PermissionDenied as e:
-        audit.record(user, verb, [target], AuditResult.DENIED, remote_addr=remote_addr,
-                     detail=str(e))
+        audit.record(
+            user, verb, [target], AuditResult.DENIED, remote_addr=remote_addr, detail=str(e)
+        )
         raise
 
 
@@ -135,9 +136,19 @@ def save(
         entry.password_token = encrypt(password)
     entry.updated_at = timezone.now()
     entry.save()
-    audit.record(user, verb, [domain], AuditResult.SUCCEEDED, remote_addr=remote_addr,
-                 options={"url": entry.url, "username": entry.username,
-                          "insecure": entry.insecure, "password_changed": changed_password})
+    audit.record(
+        user,
+        verb,
+        [domain],
+        AuditResult.SUCCEEDED,
+        remote_addr=remote_addr,
+        options={
+            "url": entry.url,
+            "username": entry.username,
+            "insecure": entry.insecure,
+            "password_changed": changed_password,
+        },
+    )
     return entry
 
 
@@ -145,8 +156,9 @@ def delete(user: Any, pk: int | str, remote_addr: str | None = None) -> None:
     check_manage(user, "registry.remove", f"registry {pk}", remote_addr)
     entry = get_entry(user, pk)
     entry.delete()
-    audit.record(user, "registry.remove", [entry.domain], AuditResult.SUCCEEDED,
-                 remote_addr=remote_addr)
+    audit.record(
+        user, "registry.remove", [entry.domain], AuditResult.SUCCEEDED, remote_addr=remote_addr
+    )
 
 
 def session_for(reference: str) -> engine_registry.Registry:
@@ -181,11 +193,24 @@ def pull(user: Any, team: Team | None, reference: str, remote_addr: str | None =
             raise PermissionDenied("Only site administrators may pull global images.")
         permissions.check(user, "image.pull", team)
     except PermissionDenied as e:
-        audit.record(user, "image.pull", [reference], AuditResult.DENIED,
-                     remote_addr=remote_addr, team=team, detail=str(e))
+        audit.record(
+            user,
+            "image.pull",
+            [reference],
+            AuditResult.DENIED,
+            remote_addr=remote_addr,
+            team=team,
+            detail=str(e),
+        )
         raise
-    return jobs.start(user, "image.pull", [jobs.Item(reference, reference)], team=team,
-                      options={"reference": reference}, remote_addr=remote_addr)
+    return jobs.start(
+        user,
+        "image.pull",
+        [jobs.Item(reference, reference)],
+        team=team,
+        options={"reference": reference},
+        remote_addr=remote_addr,
+    )
 
 
 def push(user: Any, image: Any, target: str, remote_addr: str | None = None) -> Job:
@@ -198,12 +223,19 @@ def push(user: Any, image: Any, target: str, remote_addr: str | None = None) -> 
         if target not in row.repo_tags:
             permissions.check(user, "image.tag", row)
     except (PermissionDenied, NotFound) as e:
-        audit.record(user, "image.push", [target], AuditResult.DENIED,
-                     remote_addr=remote_addr, detail=str(e))
+        audit.record(
+            user, "image.push", [target], AuditResult.DENIED, remote_addr=remote_addr, detail=str(e)
+        )
         raise
     item = jobs.Item(target, target, {"source": row.engine_id})
-    return jobs.start(user, "image.push", [item], team=row.team,
-                      options={"reference": target}, remote_addr=remote_addr)
+    return jobs.start(
+        user,
+        "image.push",
+        [item],
+        team=row.team,
+        options={"reference": target},
+        remote_addr=remote_addr,
+    )
 
 
 # --- in the worker -------------------------------------------------------------------------
@@ -290,5 +322,6 @@ def pull_if_missing(job: Job, reference: str) -> None:
         raise
     finally:
         out.close()
-        audit.record(job.user, "image.pull", [reference], result, team=job.team, job=job,
-                     detail=detail)
+        audit.record(
+            job.user, "image.pull", [reference], result, team=job.team, job=job, detail=detail
+        )

@@ -40,8 +40,14 @@ def _team_form(request: HttpRequest, verb: str, form: Any) -> tuple[list[tuple[s
     if not choices:
         said = f"You have no team in which you may {verb.replace('image.', '')} images."
         if request.method == "POST":
-            audit.record(request.user, verb, ["(form)"], AuditResult.DENIED,
-                         remote_addr=audit.client_addr(request), detail=said)
+            audit.record(
+                request.user,
+                verb,
+                ["(form)"],
+                AuditResult.DENIED,
+                remote_addr=audit.client_addr(request),
+                detail=said,
+            )
             raise PermissionDenied(said)
         messages.error(request, said)
         raise _Nowhere(said)
@@ -72,15 +78,28 @@ def build(request: HttpRequest) -> HttpResponse:
         return redirect("images")
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        job = _failed(form, lambda: builds.build(
-            request.user, team, dockerfile=data["dockerfile"], context=data["context"],
-            dockerfile_path=data["dockerfile_path"], tags=data["tags"],
-            build_args=data["build_args"], no_cache=data["no_cache"], target=data["target"],
-            remote_addr=audit.client_addr(request)))
+        job = _failed(
+            form,
+            lambda: builds.build(
+                request.user,
+                team,
+                dockerfile=data["dockerfile"],
+                context=data["context"],
+                dockerfile_path=data["dockerfile_path"],
+                tags=data["tags"],
+                build_args=data["build_args"],
+                no_cache=data["no_cache"],
+                target=data["target"],
+                remote_addr=audit.client_addr(request),
+            ),
+        )
         if job is not None:
             return redirect("image-job", pk=job.pk)
-    return render(request, "images/build.html", {
-        "form": form, "teams": choices, "team": request.POST.get("team", choices[0][0])})
+    return render(
+        request,
+        "images/build.html",
+        {"form": form, "teams": choices, "team": request.POST.get("team", choices[0][0])},
+    )
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -92,14 +111,27 @@ def pull(request: HttpRequest) -> HttpResponse:
     except _Nowhere:
         return redirect("images")
     if request.method == "POST" and form.is_valid():
-        job = _failed(form, lambda: registries.pull(
-            request.user, team, form.cleaned_data["reference"],
-            remote_addr=audit.client_addr(request)))
+        job = _failed(
+            form,
+            lambda: registries.pull(
+                request.user,
+                team,
+                form.cleaned_data["reference"],
+                remote_addr=audit.client_addr(request),
+            ),
+        )
         if job is not None:
             return redirect("image-job", pk=job.pk)
-    return render(request, "images/pull.html", {
-        "form": form, "teams": choices, "team": request.POST.get("team", choices[0][0]),
-        "registries": registries.entries(request.user)})
+    return render(
+        request,
+        "images/pull.html",
+        {
+            "form": form,
+            "teams": choices,
+            "team": request.POST.get("team", choices[0][0]),
+            "registries": registries.entries(request.user),
+        },
+    )
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -108,9 +140,15 @@ def push(request: HttpRequest, ref: str) -> HttpResponse:
     form = PushForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         # The service looks the image up itself, so refusals (404 included) are audited.
-        job = _failed(form, lambda: registries.push(
-            request.user, ref, form.cleaned_data["target"],
-            remote_addr=audit.client_addr(request)))
+        job = _failed(
+            form,
+            lambda: registries.push(
+                request.user,
+                ref,
+                form.cleaned_data["target"],
+                remote_addr=audit.client_addr(request),
+            ),
+        )
         if job is not None:
             return redirect("image-job", pk=job.pk)
     image = image_services.get(request.user, ref)
@@ -119,8 +157,7 @@ def push(request: HttpRequest, ref: str) -> HttpResponse:
         raise PermissionDenied("Your role does not allow image push.")
     if request.method != "POST":
         form = PushForm(initial={"target": str(image)})
-    return render(request, "images/push.html", {"form": form, "image": image,
-                                                "can_push": can_push})
+    return render(request, "images/push.html", {"form": form, "image": image, "can_push": can_push})
 
 
 @require_safe
@@ -131,7 +168,8 @@ def job_output(request: HttpRequest, pk: int) -> HttpResponse:
     if job.verb not in STREAMED:
         return redirect("job", pk=job.pk)
     item = job.items.first()
-    return render(request, "images/build_job.html", {
-        "job": job, "item": item,
-        "failed": item is not None and item.state == ItemState.FAILED})
-
+    return render(
+        request,
+        "images/build_job.html",
+        {"job": job, "item": item, "failed": item is not None and item.state == ItemState.FAILED},
+    )

@@ -26,9 +26,15 @@ def _saved(request: HttpRequest, form: RegistryForm, entry: RegistryEntry | None
         return False
     data = form.cleaned_data
     try:
-        service.save(request.user, url=data["url"], username=data["username"],
-                     password=data["password"], insecure=data["insecure"], entry=entry,
-                     remote_addr=audit.client_addr(request))
+        service.save(
+            request.user,
+            url=data["url"],
+            username=data["username"],
+            password=data["password"],
+            insecure=data["insecure"],
+            entry=entry,
+            remote_addr=audit.client_addr(request),
+        )
     except InvalidSpec as e:
         form.add_error(None, str(e))
         return False
@@ -41,14 +47,21 @@ def registry_list(request: HttpRequest) -> HttpResponse:
     form = RegistryForm(request.POST or None)
     if request.method == "POST":
         # 403 (audited) before the form is read: garbage from a non-admin is refused too.
-        service.check_manage(request.user, "registry.create", "(new registry)",
-                             audit.client_addr(request))
+        service.check_manage(
+            request.user, "registry.create", "(new registry)", audit.client_addr(request)
+        )
         if _saved(request, form, None):
             messages.success(request, "Registry saved.")
             return redirect("registries")
-    return render(request, "registries/list.html", {
-        "entries": service.entries(request.user), "form": form,
-        "can_manage": permissions.can(request.user, "registry.manage")})
+    return render(
+        request,
+        "registries/list.html",
+        {
+            "entries": service.entries(request.user),
+            "form": form,
+            "can_manage": permissions.can(request.user, "registry.manage"),
+        },
+    )
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

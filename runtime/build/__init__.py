@@ -16,5 +16,12 @@ from runtime.build.context import Context
 from runtime.build.dockerfile import DockerfileError, parse
 from runtime.build.steps import StepFailed
 
-__all__ = ["BuildOptions", "BuildResult", "Context", "DockerfileError", "StepFailed",
-           "build", "parse"]
+__all__ = [
+    "BuildOptions",
+    "BuildResult",
+    "Context",
+    "DockerfileError",
+    "StepFailed",
+    "build",
+    "parse",
+]

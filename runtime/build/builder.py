@@ -47,8 +47,8 @@ class BuildOptions:
     no_cache: bool = False
     target: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
-    allow_urls: bool = False          # ADD <url> downloads only when asked
-    network_mode: str | None = None   # None: the default bridge if there is one, else none
+    allow_urls: bool = False  # ADD <url> downloads only when asked
+    network_mode: str | None = None  # None: the default bridge if there is one, else none
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class BuildResult:
     image_id: str
     tags: tuple[str, ...]
     steps: int
-    cached: int   # how many steps came from the cache
+    cached: int  # how many steps came from the cache
 
 
 @dataclass
@@ -64,9 +64,9 @@ class _Stage:
     """What the builder knows while it works through one stage."""
 
     name: str | None
-    image: images.Image | None       # None: FROM scratch with no step yet
+    image: images.Image | None  # None: FROM scratch with no step yet
     config: dict[str, Any]
-    args: dict[str, str] = field(default_factory=dict)      # ARGs declared in this stage
+    args: dict[str, str] = field(default_factory=dict)  # ARGs declared in this stage
     shell: tuple[str, ...] = DEFAULT_SHELL
     cmd_set: bool = False
     author: str = ""
@@ -116,8 +116,7 @@ class _Builder:
             raise InvalidSpec("No image was generated. Is your Dockerfile empty?")
         unused = sorted(set(self.options.build_args) - self.used_args)
         if unused:
-            self.out(f"[Warning] One or more build-args [{' '.join(unused)}] were not "
-                     "consumed\n")
+            self.out(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
         return stage.image
 
     def _select(self, instructions: list[df.Instruction]) -> list[df.Instruction]:
@@ -125,24 +124,38 @@ class _Builder:
         first = next((i for i, ins in enumerate(instructions) if ins.keyword != "ARG"), None)
         if first is None or instructions[first].keyword != "FROM":
             line = instructions[first].line if first is not None else 1
-            raise df.DockerfileError(line, "no build stage in current context: the first "
-                                           "instruction must be FROM (only ARG before it)")
+            raise df.DockerfileError(
+                line,
+                "no build stage in current context: the first "
+                "instruction must be FROM (only ARG before it)",
+            )
         chosen = instructions
         if self.options.target:
             end = None
             for i, ins in enumerate(instructions):
                 words = ins.rest.split()
-                if ins.keyword == "FROM" and len(words) == 3 and \
-                        words[2].lower() == self.options.target.lower():
-                    end = next((j for j in range(i + 1, len(instructions))
-                                if instructions[j].keyword == "FROM"), len(instructions))
+                if (
+                    ins.keyword == "FROM"
+                    and len(words) == 3
+                    and words[2].lower() == self.options.target.lower()
+                ):
+                    end = next(
+                        (
+                            j
+                            for j in range(i + 1, len(instructions))
+                            if instructions[j].keyword == "FROM"
+                        ),
+                        len(instructions),
+                    )
             if end is None:
-                raise InvalidSpec(f"failed to reach build target {self.options.target} "
-                                  "in Dockerfile")
+                raise InvalidSpec(
+                    f"failed to reach build target {self.options.target} in Dockerfile"
+                )
             chosen = instructions[:end]
         if self.options.labels:
-            text = " ".join(f"{json.dumps(k)}={json.dumps(v)}"
-                            for k, v in sorted(self.options.labels.items()))
+            text = " ".join(
+                f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(self.options.labels.items())
+            )
             chosen = chosen + [df.parse_line(f"LABEL {text}", chosen[-1].line)]
         return chosen
 
@@ -159,8 +172,9 @@ class _Builder:
 
     # --- committing -----------------------------------------------------------------
 
-    def _commit(self, stage: _Stage, key: str, history_text: str,
-                make_layer: Callable[[], Any] | None) -> None:
+    def _commit(
+        self, stage: _Stage, key: str, history_text: str, make_layer: Callable[[], Any] | None
+    ) -> None:
         """One step: reuse the cached image for (parent, key) or make a new one."""
         if not self.options.no_cache:
             hit = cache.lookup(stage.parent_id, key)
@@ -171,14 +185,17 @@ class _Builder:
                 self.out(f" ---> Using cache\n ---> {stage.image.short_id()}\n")
                 return
         new_layers = [make_layer()] if make_layer is not None else []
-        entry: dict[str, Any] = {"created": image_config.now(),
-                                 "created_by": history_text}
+        entry: dict[str, Any] = {"created": image_config.now(), "created_by": history_text}
         if make_layer is None:
             entry["empty_layer"] = True
         image = layers.create_image(
-            stage.image, new_layers, container_config=stage.config, history=[entry],
+            stage.image,
+            new_layers,
+            container_config=stage.config,
+            history=[entry],
             author=stage.author,
-            extra={"container_config": {"Cmd": ["/bin/sh", "-c", key]}})
+            extra={"container_config": {"Cmd": ["/bin/sh", "-c", key]}},
+        )
         cache.record(stage.parent_id, key, image.id)
         stage.image = image
         stage.config = dict(image.config.get("config") or {})
@@ -204,8 +221,7 @@ class _Builder:
         name = words[2] if len(words) == 3 else None
         if name and any(s.name and s.name.lower() == name.lower() for s in self.stages):
             raise df.DockerfileError(ins.line, f"duplicate name {name}")
-        previous = next((s for s in self.stages if s.name and s.name.lower() == ref.lower()),
-                        None)
+        previous = next((s for s in self.stages if s.name and s.name.lower() == ref.lower()), None)
         if previous is not None:
             base = previous.image
         elif ref.lower() == "scratch":
@@ -214,18 +230,23 @@ class _Builder:
             try:
                 base = images.resolve(ref)
             except NotFound:
-                shown = references.familiar(references.parse(ref)) \
-                    if not re.fullmatch(r"[0-9a-f]{12,64}", ref) else ref
-                raise NotFound(f"No such image: {shown} (build does not pull; pull or build "
-                               "it first)") from None
+                shown = (
+                    references.familiar(references.parse(ref))
+                    if not re.fullmatch(r"[0-9a-f]{12,64}", ref)
+                    else ref
+                )
+                raise NotFound(
+                    f"No such image: {shown} (build does not pull; pull or build it first)"
+                ) from None
         stage = _Stage(name, base, dict(base.config.get("config") or {}) if base else {})
         self.stages.append(stage)
         self.out(f" ---> {base.short_id()}\n" if base else " ---> \n")
         triggers = list(stage.config.get("OnBuild") or [])
         if triggers:
-            self.out(f"# Executing {len(triggers)} build trigger"
-                     f"{'s' if len(triggers) > 1 else ''}\n")
-            stage.config["OnBuild"] = None   # triggers fire once, in the direct child
+            self.out(
+                f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n"
+            )
+            stage.config["OnBuild"] = None  # triggers fire once, in the direct child
             for text in triggers:
                 trigger = df.parse_line(text, ins.line, self.escape)
                 getattr(self, "_" + trigger.keyword.lower())(stage, trigger)
@@ -250,7 +271,7 @@ class _Builder:
         for key, value in df.pairs(ins, stage.env(), self.escape):
             env = [e for e in env if e.partition("=")[0] != key] + [f"{key}={value}"]
             shown.append(f"{key}={value}")
-            stage.config = dict(config, Env=env)   # later pairs see earlier ones
+            stage.config = dict(config, Env=env)  # later pairs see earlier ones
         self._metadata(stage, "ENV " + " ".join(shown))
 
     def _label(self, stage: _Stage, ins: df.Instruction) -> None:
@@ -281,15 +302,16 @@ class _Builder:
         entrypoint = self._command_form(stage, ins) if ins.rest else None
         config = dict(stage.config, Entrypoint=entrypoint)
         if not stage.cmd_set:
-            config["Cmd"] = None   # a new ENTRYPOINT drops the base image's CMD
+            config["Cmd"] = None  # a new ENTRYPOINT drops the base image's CMD
         stage.config = config
         self._metadata(stage, f"ENTRYPOINT {_go_list(entrypoint or [])}")
 
     def _workdir(self, stage: _Stage, ins: df.Instruction) -> None:
         path = df.expand(ins.rest, stage.env(), self.escape)
         current = stage.config.get("WorkingDir") or "/"
-        stage.config = dict(stage.config,
-                            WorkingDir=posixpath.normpath(posixpath.join(current, path)))
+        stage.config = dict(
+            stage.config, WorkingDir=posixpath.normpath(posixpath.join(current, path))
+        )
         self._metadata(stage, f"WORKDIR {path}")
 
     def _user(self, stage: _Stage, ins: df.Instruction) -> None:
@@ -311,8 +333,11 @@ class _Builder:
 
     def _volume(self, stage: _Stage, ins: df.Instruction) -> None:
         env = stage.env()
-        paths_ = [df.expand(p, env, self.escape) for p in ins.json_args] \
-            if ins.json_args is not None else df.expand_words(ins.rest, env, self.escape)
+        paths_ = (
+            [df.expand(p, env, self.escape) for p in ins.json_args]
+            if ins.json_args is not None
+            else df.expand_words(ins.rest, env, self.escape)
+        )
         if not paths_ or not all(p.strip() for p in paths_):
             raise df.DockerfileError(ins.line, "VOLUME specified can not be an empty string")
         volumes = dict(stage.config.get("Volumes") or {})
@@ -327,17 +352,19 @@ class _Builder:
         self._metadata(stage, f"STOPSIGNAL {signal}")
 
     def _shell(self, stage: _Stage, ins: df.Instruction) -> None:
-        assert ins.json_args is not None   # the parser insists on the JSON form
+        assert ins.json_args is not None  # the parser insists on the JSON form
         stage.shell = tuple(ins.json_args)
         stage.config = dict(stage.config, Shell=list(ins.json_args))
         self._metadata(stage, f"SHELL {_go_list(list(ins.json_args))}")
 
     def _onbuild(self, stage: _Stage, ins: df.Instruction) -> None:
         trigger = df.parse_line(ins.rest, ins.line, self.escape)
-        text = f"{trigger.keyword} {ins.rest.split(None, 1)[1]}" \
-            if len(ins.rest.split(None, 1)) > 1 else trigger.keyword
-        stage.config = dict(stage.config,
-                            OnBuild=list(stage.config.get("OnBuild") or []) + [text])
+        text = (
+            f"{trigger.keyword} {ins.rest.split(None, 1)[1]}"
+            if len(ins.rest.split(None, 1)) > 1
+            else trigger.keyword
+        )
+        stage.config = dict(stage.config, OnBuild=list(stage.config.get("OnBuild") or []) + [text])
         self._metadata(stage, f"ONBUILD {text}")
 
     def _healthcheck(self, stage: _Stage, ins: df.Instruction) -> None:
@@ -346,12 +373,16 @@ class _Builder:
             check: dict[str, Any] = {"Test": ["NONE"]}
         else:
             body = df.parse_line(f"CMD {rest.strip()}", ins.line, self.escape)
-            test = ["CMD", *body.json_args] if body.json_args is not None \
-                else ["CMD-SHELL", body.rest]
+            test = (
+                ["CMD", *body.json_args] if body.json_args is not None else ["CMD-SHELL", body.rest]
+            )
             check = {"Test": test}
-            for flag, key in (("interval", "Interval"), ("timeout", "Timeout"),
-                              ("start-period", "StartPeriod"),
-                              ("start-interval", "StartInterval")):
+            for flag, key in (
+                ("interval", "Interval"),
+                ("timeout", "Timeout"),
+                ("start-period", "StartPeriod"),
+                ("start-interval", "StartInterval"),
+            ):
                 value = ins.flag(flag)
                 if value is not None:
                     check[key] = int(units.parse_duration(value) * 1_000_000_000)
@@ -370,12 +401,20 @@ class _Builder:
         env_keys = {e.partition("=")[0] for e in stage.config.get("Env") or []}
         args = {k: v for k, v in stage.args.items() if k not in env_keys}
         line = " ".join(argv)
-        key = f"|{len(args)} " + " ".join(f"{k}={v}" for k, v in sorted(args.items())) + \
-            f" {line}" if args else line
+        key = (
+            f"|{len(args)} " + " ".join(f"{k}={v}" for k, v in sorted(args.items())) + f" {line}"
+            if args
+            else line
+        )
         image = stage.image
-        self._commit(stage, key, key, lambda: steps.run(
-            image, argv, [f"{k}={v}" for k, v in sorted(args.items())], self.network,
-            self.out))
+        self._commit(
+            stage,
+            key,
+            key,
+            lambda: steps.run(
+                image, argv, [f"{k}={v}" for k, v in sorted(args.items())], self.network, self.out
+            ),
+        )
 
     def _copy(self, stage: _Stage, ins: df.Instruction) -> None:
         self._copy_or_add(stage, ins, add=False)

@@ -41,7 +41,7 @@ def lookup(parent_id: str, key: str) -> str | None:
     try:
         store.get_config(image_id)
     except NotFound:
-        return None   # removed since: a miss
+        return None  # removed since: a miss
     return image_id
 
 

@@ -34,7 +34,7 @@ DOCKERIGNORE = ".dockerignore"
 class Pattern:
     text: str
     regex: re.Pattern[str]
-    exclusion: bool   # a '!' line: re-include what matches
+    exclusion: bool  # a '!' line: re-include what matches
 
     def matches(self, rel: str) -> bool:
         if self.regex.match(rel):
@@ -50,9 +50,9 @@ def _compile(pattern: str) -> re.Pattern[str]:
     while i < len(pattern):
         c = pattern[i]
         if c == "*":
-            if pattern[i + 1:i + 2] == "*":
+            if pattern[i + 1 : i + 2] == "*":
                 i += 2
-                if pattern[i:i + 1] == "/":
+                if pattern[i : i + 1] == "/":
                     i += 1
                 out.append(".*" if i >= len(pattern) else "(.*/)?")
                 continue
@@ -63,7 +63,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
             end = pattern.find("]", i + 2)
             if end < 0:
                 raise InvalidSpec(f"syntax error in .dockerignore pattern: {pattern}")
-            body = pattern[i + 1:end]
+            body = pattern[i + 1 : end]
             if body.startswith(("!", "^")):
                 body = "^" + body[1:]
             out.append("[" + body.replace("\\", "\\\\") + "]")
@@ -122,7 +122,7 @@ class Context:
     def from_directory(cls, path: str | Path) -> Context:
         root = Path(path)
         if not root.is_dir():
-            raise NotFound(f"unable to prepare context: path \"{path}\" not found")
+            raise NotFound(f'unable to prepare context: path "{path}" not found')
         return cls(root.resolve())
 
     @classmethod
@@ -143,9 +143,13 @@ class Context:
     def from_stdin(cls, source: BinaryIO) -> Context:
         """``build -``: a tar context (maybe compressed), or a lone Dockerfile."""
         data = source.read()
-        is_tar = data[:2] == b"\x1f\x8b" or data[:3] == b"BZh" or \
-            data[:6] == b"\xfd7zXZ\x00" or data[257:262] == b"ustar"
-        if not is_tar:   # `build - < Dockerfile`: no files, just the Dockerfile
+        is_tar = (
+            data[:2] == b"\x1f\x8b"
+            or data[:3] == b"BZh"
+            or data[:6] == b"\xfd7zXZ\x00"
+            or data[257:262] == b"ustar"
+        )
+        if not is_tar:  # `build - < Dockerfile`: no files, just the Dockerfile
             data = _single_file_tar("Dockerfile", data)
         return cls.from_tar(io.BytesIO(data))
 
@@ -187,14 +191,17 @@ class Context:
         rel = self.clean(pattern)
         if any(ch in rel for ch in "*?["):
             found = sorted(
-                r for r in self.walk("") if _glob(rel).match(r) and not self.is_ignored(r))
+                r for r in self.walk("") if _glob(rel).match(r) and not self.is_ignored(r)
+            )
             if not found:
                 raise NotFound(f"no source files were specified matching {pattern}")
             return found
         full = self.root / rel
         if rel and (not os.path.lexists(full) or self.is_ignored(rel)):
-            raise NotFound("file not found in build context or excluded by .dockerignore: "
-                           f"stat {rel}: file does not exist")
+            raise NotFound(
+                "file not found in build context or excluded by .dockerignore: "
+                f"stat {rel}: file does not exist"
+            )
         self._check_inside(rel)
         return [rel]
 
@@ -202,7 +209,7 @@ class Context:
         # Intermediate symlinks must not lead out of the context (the last may be a link:
         # it is copied as a link, not followed).
         if not rel:
-            return   # the context root itself
+            return  # the context root itself
         parent = (self.root / rel).parent
         real = os.path.realpath(parent)
         if real != str(self.root) and not real.startswith(str(self.root) + "/"):
@@ -249,8 +256,9 @@ class Context:
             for item in [rel] + self.included(rel) if self.is_dir(rel) else [rel]:
                 full = self.root / item if item else self.root
                 st = os.lstat(full)
-                digest.update(f"{item}\0{stat.S_IFMT(st.st_mode)}\0"
-                              f"{stat.S_IMODE(st.st_mode):o}\0".encode())
+                digest.update(
+                    f"{item}\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode):o}\0".encode()
+                )
                 if stat.S_ISLNK(st.st_mode):
                     digest.update(os.readlink(full).encode())
                 elif stat.S_ISREG(st.st_mode):
@@ -269,6 +277,7 @@ def _glob(rel_pattern: str) -> re.Pattern[str]:
 
 def _single_file_tar(name: str, data: bytes) -> bytes:
     import tarfile
+
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tf:
         info = tarfile.TarInfo(name)

@@ -46,8 +46,11 @@ def _source_image(builder: _Builder, ref: str) -> images.Image | None:
 def copy_step(builder: _Builder, stage: _Stage, ins: df.Instruction, add: bool) -> None:
     word = "ADD" if add else "COPY"
     env = stage.env()
-    words = [df.expand(w, env, builder.escape) for w in ins.json_args] \
-        if ins.json_args is not None else df.expand_words(ins.rest, env, builder.escape)
+    words = (
+        [df.expand(w, env, builder.escape) for w in ins.json_args]
+        if ins.json_args is not None
+        else df.expand_words(ins.rest, env, builder.escape)
+    )
     *sources, dest = words
     origin = ins.flag("from")
     if origin is not None and add:
@@ -71,22 +74,29 @@ def copy_step(builder: _Builder, stage: _Stage, ins: df.Instruction, add: bool) 
         else:
             context = builder.context
         downloads: Path | None = None
-        rels: list[tuple[Context, str, bool]] = []   # (where, path, downloaded)
+        rels: list[tuple[Context, str, bool]] = []  # (where, path, downloaded)
         for source in sources:
             if add and _is_url(source):
                 if not builder.options.allow_urls:
-                    raise InvalidSpec(f"ADD {source}: downloading from a URL is turned off; "
-                                      "pass --allow-url-download to build to allow it")
+                    raise InvalidSpec(
+                        f"ADD {source}: downloading from a URL is turned off; "
+                        "pass --allow-url-download to build to allow it"
+                    )
                 if downloads is None:
-                    downloads = Path(stack.enter_context(
-                        tempfile.TemporaryDirectory(prefix="build-add-", dir=paths.tmp())))
+                    downloads = Path(
+                        stack.enter_context(
+                            tempfile.TemporaryDirectory(prefix="build-add-", dir=paths.tmp())
+                        )
+                    )
                 name = steps.download(source, downloads).name
                 rels.append((steps.context_for(downloads), name, True))
             else:
                 rels.extend((context, rel, False) for rel in context.sources(source))
         if len(rels) > 1 and not wants_dir:
-            raise InvalidSpec(f"When using {word} with more than one source file, the "
-                              "destination must be a directory and end with a /")
+            raise InvalidSpec(
+                f"When using {word} with more than one source file, the "
+                "destination must be a directory and end with a /"
+            )
         digest = hashlib.sha256()
         for ctx, rel, _ in rels:
             digest.update(ctx.checksum([rel]).encode())
@@ -105,8 +115,9 @@ def copy_step(builder: _Builder, stage: _Stage, ins: df.Instruction, add: bool) 
                     for ctx, rel, downloaded in rels:
                         full = ctx.root / rel if rel else ctx.root
                         if ctx.is_dir(rel):
-                            stager.copy_tree(ctx.root, rel, ctx.included(rel),
-                                             stager.ensure_dir(target))
+                            stager.copy_tree(
+                                ctx.root, rel, ctx.included(rel), stager.ensure_dir(target)
+                            )
                         elif add and not downloaded and steps.looks_like_archive(full):
                             # A local tar is unpacked; a downloaded one never is (Docker).
                             stager.add_archive(full, stager.ensure_dir(target))
@@ -119,4 +130,3 @@ def copy_step(builder: _Builder, stage: _Stage, ins: df.Instruction, add: bool) 
                     stager.close()
 
         builder._commit(stage, key, f"/bin/sh -c {key}", make_layer)
-

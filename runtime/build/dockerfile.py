@@ -19,18 +19,45 @@ from dataclasses import dataclass, field
 from runtime.errors import InvalidSpec
 
 INSTRUCTIONS = (
-    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",
-    "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME",
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
     "WORKDIR",
 )
-EXPANDED = frozenset({"ADD", "ARG", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "STOPSIGNAL",
-                      "USER", "VOLUME", "WORKDIR"})
+EXPANDED = frozenset(
+    {
+        "ADD",
+        "ARG",
+        "COPY",
+        "ENV",
+        "EXPOSE",
+        "FROM",
+        "LABEL",
+        "STOPSIGNAL",
+        "USER",
+        "VOLUME",
+        "WORKDIR",
+    }
+)
 FLAGS: dict[str, frozenset[str]] = {
     "ADD": frozenset({"chown", "chmod", "checksum", "keep-git-dir", "link"}),
     "COPY": frozenset({"from", "chown", "chmod", "link", "parents", "exclude"}),
     "FROM": frozenset({"platform"}),
-    "HEALTHCHECK": frozenset({"interval", "timeout", "start-period", "start-interval",
-                              "retries"}),
+    "HEALTHCHECK": frozenset({"interval", "timeout", "start-period", "start-interval", "retries"}),
     "RUN": frozenset({"network", "mount", "security"}),
 }
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
@@ -47,11 +74,11 @@ class DockerfileError(InvalidSpec):
 
 @dataclass(frozen=True)
 class Instruction:
-    keyword: str                  # 'RUN', upper case
-    rest: str                     # the text after the keyword and flags, continuations joined
-    line: int                     # where the instruction starts (1-based)
+    keyword: str  # 'RUN', upper case
+    rest: str  # the text after the keyword and flags, continuations joined
+    line: int  # where the instruction starts (1-based)
     flags: tuple[tuple[str, str], ...] = ()
-    json_args: tuple[str, ...] | None = None   # set for the JSON (exec) form
+    json_args: tuple[str, ...] | None = None  # set for the JSON (exec) form
 
     @property
     def original(self) -> str:
@@ -91,12 +118,13 @@ def parse(text: str) -> Dockerfile:
         logical = stripped
         while _continues(logical, escape):
             logical = logical.rstrip()[:-1]
-            while index < len(lines) and (not lines[index].strip()
-                                          or lines[index].lstrip().startswith("#")):
-                index += 1   # comments and blank lines inside a continuation vanish
+            while index < len(lines) and (
+                not lines[index].strip() or lines[index].lstrip().startswith("#")
+            ):
+                index += 1  # comments and blank lines inside a continuation vanish
             if index >= len(lines):
                 break
-            logical += lines[index]   # Docker keeps the next line's indentation
+            logical += lines[index]  # Docker keeps the next line's indentation
             index += 1
         instructions.append(parse_line(logical.strip(), start + 1, escape))
     if not instructions:
@@ -149,8 +177,11 @@ def parse_line(text: str, line: int, escape: str = "\\") -> Instruction:
             raise DockerfileError(line, f"Missing a value on flag: --{name}")
         flags.append((name, value if eq else "true"))
         rest = after.strip()
-    json_args = _json_array(rest) if keyword in (
-        "RUN", "CMD", "ENTRYPOINT", "SHELL", "VOLUME", "COPY", "ADD") else None
+    json_args = (
+        _json_array(rest)
+        if keyword in ("RUN", "CMD", "ENTRYPOINT", "SHELL", "VOLUME", "COPY", "ADD")
+        else None
+    )
     instruction = Instruction(keyword, rest, line, tuple(flags), json_args)
     try:
         _check(instruction)
@@ -167,7 +198,7 @@ def _json_array(rest: str) -> tuple[str, ...] | None:
     try:
         value = json.loads(rest)
     except ValueError:
-        return None   # Docker falls back to the shell form
+        return None  # Docker falls back to the shell form
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
     return None
@@ -187,8 +218,11 @@ def _check(ins: Instruction) -> None:
     elif k in ("COPY", "ADD"):
         count = len(ins.json_args) if ins.json_args is not None else len(rest.split())
         if count < 2:
-            raise DockerfileError(line, f"{k} requires at least two arguments, but only one "
-                                        "was provided. Destination could not be determined.")
+            raise DockerfileError(
+                line,
+                f"{k} requires at least two arguments, but only one "
+                "was provided. Destination could not be determined.",
+            )
     elif k == "ONBUILD":
         trigger = rest.split(None, 1)[0].upper()
         if trigger in ("ONBUILD", "FROM", "MAINTAINER"):
@@ -197,7 +231,7 @@ def _check(ins: Instruction) -> None:
     elif k == "HEALTHCHECK":
         kind = rest.split(None, 1)[0].upper()
         if kind not in ("CMD", "NONE"):
-            raise DockerfileError(line, f"Unknown type \"{kind}\" in HEALTHCHECK (try CMD)")
+            raise DockerfileError(line, f'Unknown type "{kind}" in HEALTHCHECK (try CMD)')
     elif k in ("ENV", "LABEL", "ARG"):
         for key, _ in pairs(ins, {}, "\\"):
             if not key:
@@ -226,7 +260,7 @@ def raw_words(text: str, escape: str = "\\") -> list[str]:
     while i < len(text):
         c = text[i]
         if c == escape and quote != "'" and i + 1 < len(text):
-            current += text[i:i + 2]
+            current += text[i : i + 2]
             i += 2
             continue
         if quote:
@@ -270,8 +304,10 @@ def pairs(ins: Instruction, env: Mapping[str, str], escape: str) -> list[tuple[s
     for word in words:
         key, eq, value = word.partition("=")
         if not eq:
-            raise DockerfileError(ins.line, f"Syntax error - can't find = in \"{word}\". "
-                                            "Must be of the form: name=value")
+            raise DockerfileError(
+                ins.line,
+                f'Syntax error - can\'t find = in "{word}". Must be of the form: name=value',
+            )
         out.append((expand(key, env, escape), expand(value, env, escape)))
     return out
 
@@ -306,9 +342,10 @@ class _Lexer:
             elif c == "'":
                 end = self.text.find("'", self.pos)
                 if end < 0:
-                    raise InvalidSpec("unexpected end of statement while looking for "
-                                      "matching single-quote")
-                current.append(self.text[self.pos:end])
+                    raise InvalidSpec(
+                        "unexpected end of statement while looking for matching single-quote"
+                    )
+                current.append(self.text[self.pos : end])
                 self.pos = end + 1
             elif c == '"':
                 current.append(self._double_quoted())
@@ -325,8 +362,9 @@ class _Lexer:
         while True:
             c = self._peek()
             if not c:
-                raise InvalidSpec("unexpected end of statement while looking for "
-                                  "matching double-quote")
+                raise InvalidSpec(
+                    "unexpected end of statement while looking for matching double-quote"
+                )
             self.pos += 1
             if c == '"':
                 return "".join(out)

@@ -50,8 +50,9 @@ class StepFailed(MoorageError):
 # --- RUN -----------------------------------------------------------------------------
 
 
-def run(image: Image, argv: list[str], env: list[str], network_mode: str,
-        out: Output) -> store.Layer:
+def run(
+    image: Image, argv: list[str], env: list[str], network_mode: str, out: Output
+) -> store.Layer:
     """Run ``argv`` in a container of ``image``; return its changes as a layer.
 
     ``env`` are the build args in effect (the image's own Env comes with the image).
@@ -63,19 +64,22 @@ def run(image: Image, argv: list[str], env: list[str], network_mode: str,
     from runtime import containers
     from runtime.spec import ContainerSpec
 
-    spec = ContainerSpec(image=image.id, cmd=tuple(argv), entrypoint=(), env=tuple(env),
-                         network_mode=network_mode)
+    spec = ContainerSpec(
+        image=image.id, cmd=tuple(argv), entrypoint=(), env=tuple(env), network_mode=network_mode
+    )
     cid = containers.create(spec)
     try:
         out(f" ---> Running in {cid[:12]}\n")
         try:
             code = _start_and_relay(cid, out)
-        except ExecFailed as e:   # a build fails with exit 1 however its command failed
-            raise StepFailed(f"The command '{' '.join(argv)}' could not be run: {e}",
-                             e.exit_code) from e
+        except ExecFailed as e:  # a build fails with exit 1 however its command failed
+            raise StepFailed(
+                f"The command '{' '.join(argv)}' could not be run: {e}", e.exit_code
+            ) from e
         if code != 0:
-            raise StepFailed(f"The command '{' '.join(argv)}' returned a non-zero code: {code}",
-                             code)
+            raise StepFailed(
+                f"The command '{' '.join(argv)}' returned a non-zero code: {code}", code
+            )
         upper = paths.container(cid) / "upper"
         volumes = (image.config.get("config") or {}).get("Volumes") or {}
         for volume in volumes:
@@ -95,8 +99,9 @@ def _start_and_relay(cid: str, out: Output) -> int:
     holder: dict[str, attach.Client] = {}
 
     def connect(started: str) -> None:
-        holder["client"] = attach.Client(started, {
-            "op": "attach", "stdin": False, "stdout": True, "stderr": True})
+        holder["client"] = attach.Client(
+            started, {"op": "attach", "stdin": False, "stdout": True, "stderr": True}
+        )
 
     containers.start(cid, before_go=connect)
     client = holder["client"]
@@ -124,7 +129,7 @@ def image_view(image: Image | None) -> Iterator[Path]:
     """A read-only directory showing ``image``'s merged filesystem."""
     dirs = image.layer_dirs() if image is not None else []
     if len(dirs) == 1:
-        yield dirs[0]   # one layer is already the whole tree; never written to
+        yield dirs[0]  # one layer is already the whole tree; never written to
         return
     try:
         target = Path(tempfile.mkdtemp(prefix="build-view-", dir=paths.tmp()))
@@ -158,7 +163,7 @@ def resolve_in(root: Path, path: str) -> str:
             continue
         candidate = posixpath.join(current, part)
         full = root / candidate
-        if parts and full.is_symlink():   # the last element is replaced, not followed
+        if parts and full.is_symlink():  # the last element is replaced, not followed
             hops += 1
             if hops > 40:
                 raise InvalidSpec(f"too many levels of symbolic links in {path}")
@@ -202,10 +207,12 @@ def resolve_owner(view: Path, text: str) -> Owner:
             row = line.split(":")
             if len(row) > field and row[0] == name:
                 return int(row[field])
-        raise InvalidSpec(f"unable to convert uid/gid chown string to host mapping: "
-                          f"can't find uid for user {name}: no such user: {name}"
-                          if db == "passwd" else
-                          f"unable to find group {name}: no matching entries in group file")
+        raise InvalidSpec(
+            f"unable to convert uid/gid chown string to host mapping: "
+            f"can't find uid for user {name}: no such user: {name}"
+            if db == "passwd"
+            else f"unable to find group {name}: no matching entries in group file"
+        )
 
     uid = lookup("passwd", user, 2)
     if group:
@@ -233,7 +240,7 @@ class Stager:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def is_dir_in_image(self, path: str) -> bool:
-        rel = resolve_in(self.view, path + "/.")   # '/.' follows a link to a directory
+        rel = resolve_in(self.view, path + "/.")  # '/.' follows a link to a directory
         full = self.view / rel
         return full.is_dir() and not full.is_symlink()
 
@@ -275,7 +282,7 @@ class Stager:
                 dest.mkdir(parents=True, exist_ok=True)
                 self._own(dest, src)
             for item in items:
-                sub = item[len(rel) + 1:] if rel else item
+                sub = item[len(rel) + 1 :] if rel else item
                 self._copy_one(source_root / item, dest / sub)
         else:
             self._copy_one(src, dest)
@@ -290,8 +297,10 @@ class Stager:
         for part in path.relative_to(self.root).parts:
             current = current / part
             if current.is_symlink():
-                raise InvalidSpec(f"cannot copy to /{path.relative_to(self.root)}: "
-                                  f"/{current.relative_to(self.root)} is a symbolic link")
+                raise InvalidSpec(
+                    f"cannot copy to /{path.relative_to(self.root)}: "
+                    f"/{current.relative_to(self.root)} is a symbolic link"
+                )
 
     def _copy_one(self, src: Path, dest: Path) -> None:
         self._no_link(dest.parent)
@@ -307,7 +316,7 @@ class Stager:
         elif stat.S_ISREG(st.st_mode):
             shutil.copy2(src, dest, follow_symlinks=False)
         else:
-            return   # sockets, fifos and devices are not copied from a context
+            return  # sockets, fifos and devices are not copied from a context
         self._own(dest, src)
 
     def _own(self, path: Path, src: Path) -> None:
@@ -332,8 +341,12 @@ def looks_like_archive(path: Path) -> bool:
         return False
     with open(path, "rb") as f:
         head = f.read(512)
-    return (head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00"
-            or head[257:262] == b"ustar")
+    return (
+        head[:2] == b"\x1f\x8b"
+        or head[:3] == b"BZh"
+        or head[:6] == b"\xfd7zXZ\x00"
+        or head[257:262] == b"ustar"
+    )
 
 
 def download(url: str, directory: Path) -> Path:
@@ -348,7 +361,7 @@ def download(url: str, directory: Path) -> Path:
             shutil.copyfileobj(response, f)
     except OSError as e:
         raise NotFound(f"failed to download {url}: {e}") from e
-    os.chmod(target, 0o600)   # Docker gives downloaded files mode 600
+    os.chmod(target, 0o600)  # Docker gives downloaded files mode 600
     return target
 
 

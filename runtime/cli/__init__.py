@@ -33,22 +33,46 @@ Handler = Callable[[argparse.Namespace], int]
 
 # Every family of verbs, one module each, in the order `moorage --help` lists them.
 COMMAND_MODULES = (
-    "container_commands", "image_commands", "archive_commands", "system_commands",
-    "volume_commands", "build_command", "port_command", "network_commands",
-    "filesystem_commands", "registry_commands",
+    "container_commands",
+    "image_commands",
+    "archive_commands",
+    "system_commands",
+    "volume_commands",
+    "build_command",
+    "port_command",
+    "network_commands",
+    "filesystem_commands",
+    "registry_commands",
 )
 # The verbs scripts call in loops, and the one module that defines each: for these
 # only that module is imported, since every CLI call pays for every import (`run --rm`
 # start-up is benchmarked against runc). Any other verb loads all the modules.
-FAST_VERBS = {verb: "container_commands" for verb in (
-    "run", "create", "start", "stop", "kill", "rm", "ps", "exec", "logs", "wait",
-    "restart", "pause", "unpause", "attach", "top", "rename")}
+FAST_VERBS = {
+    verb: "container_commands"
+    for verb in (
+        "run",
+        "create",
+        "start",
+        "stop",
+        "kill",
+        "rm",
+        "ps",
+        "exec",
+        "logs",
+        "wait",
+        "restart",
+        "pause",
+        "unpause",
+        "attach",
+        "top",
+        "rename",
+    )
+}
 # commit is benchmarked against docker too; importing every module costs ~0.25 s.
 FAST_VERBS.update(dict.fromkeys(("commit", "diff", "export", "cp"), "filesystem_commands"))
 # So are build (a fully cached one is mostly interpreter start) and pull.
 FAST_VERBS.update(build="build_command")
-FAST_VERBS.update(dict.fromkeys(("pull", "push", "login", "logout", "search"),
-                                "registry_commands"))
+FAST_VERBS.update(dict.fromkeys(("pull", "push", "login", "logout", "search"), "registry_commands"))
 
 
 def build_parser(verb: str | None = None) -> Parser:
@@ -87,8 +111,9 @@ class _Ignored:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if os.geteuid() != 0 and argv and argv[0] not in ("--help", "-h", "version"):
-        print("moorage: this command needs root (it drives namespaces and cgroups)",
-              file=sys.stderr)
+        print(
+            "moorage: this command needs root (it drives namespaces and cgroups)", file=sys.stderr
+        )
         return 1
     argv = _split_combined(argv)
     parser = build_parser(argv[0] if argv else None)
@@ -116,21 +141,32 @@ def main(argv: list[str] | None = None) -> int:
 
 def _split_combined(argv: list[str]) -> list[str]:
     """Docker accepts 'container ls' and 'image ls' style; map them onto our verbs."""
-    aliases = {("container", "ls"): ["ps"], ("container", "list"): ["ps"],
-               ("container", "rm"): ["rm"], ("image", "ls"): ["images"],
-               ("image", "list"): ["images"], ("image", "import"): ["import"],
-               ("image", "save"): ["save"], ("image", "load"): ["load"],
-               ("container", "prune"): ["container-prune"],
-               ("container", "inspect"): ["container-inspect"],
-               ("image", "inspect"): ["image-inspect"],
-               ("image", "bootstrap"): ["image-bootstrap"],
-               ("image", "rm"): ["rmi"], ("image", "remove"): ["rmi"],
-               ("image", "tag"): ["tag"], ("image", "history"): ["history"],
-               ("image", "prune"): ["image-prune"],
-               ("image", "pull"): ["pull"], ("image", "push"): ["push"],
-               ("system", "prune"): ["system-prune"], ("system", "gc"): ["system-gc"],
-               ("system", "reconcile"): ["system-reconcile"],
-               ("system", "info"): ["info"], ("system", "df"): ["system-df"]}
+    aliases = {
+        ("container", "ls"): ["ps"],
+        ("container", "list"): ["ps"],
+        ("container", "rm"): ["rm"],
+        ("image", "ls"): ["images"],
+        ("image", "list"): ["images"],
+        ("image", "import"): ["import"],
+        ("image", "save"): ["save"],
+        ("image", "load"): ["load"],
+        ("container", "prune"): ["container-prune"],
+        ("container", "inspect"): ["container-inspect"],
+        ("image", "inspect"): ["image-inspect"],
+        ("image", "bootstrap"): ["image-bootstrap"],
+        ("image", "rm"): ["rmi"],
+        ("image", "remove"): ["rmi"],
+        ("image", "tag"): ["tag"],
+        ("image", "history"): ["history"],
+        ("image", "prune"): ["image-prune"],
+        ("image", "pull"): ["pull"],
+        ("image", "push"): ["push"],
+        ("system", "prune"): ["system-prune"],
+        ("system", "gc"): ["system-gc"],
+        ("system", "reconcile"): ["system-reconcile"],
+        ("system", "info"): ["info"],
+        ("system", "df"): ["system-df"],
+    }
     if len(argv) >= 2 and (argv[0], argv[1]) in aliases:
         return aliases[(argv[0], argv[1])] + argv[2:]
     if len(argv) >= 2 and argv[0] == "container":
@@ -156,10 +192,13 @@ def _quick_exit(code: int) -> None:
     would have to be joined or a flush fails (a closed pipe is reported as usual)."""
     threading = sys.modules.get("threading")
     if threading is not None and any(
-            t.is_alive() and not t.daemon for t in threading.enumerate()
-            if t is not threading.main_thread()):
+        t.is_alive() and not t.daemon
+        for t in threading.enumerate()
+        if t is not threading.main_thread()
+    ):
         return
     import atexit
+
     atexit._run_exitfuncs()
     try:
         sys.stdout.flush()

@@ -25,9 +25,7 @@ def cmd_save(args: argparse.Namespace) -> int:
     if args.format == "oci-dir":
         raise InvalidSpec("the oci-dir format needs an output directory (-o DIR)")
     if os.isatty(sys.stdout.fileno()):
-        raise InvalidSpec(
-            "cowardly refusing to save to a terminal. Use the -o flag or redirect"
-        )
+        raise InvalidSpec("cowardly refusing to save to a terminal. Use the -o flag or redirect")
     archives.save(args.images, sys.stdout.buffer, args.format)
     return 0
 
@@ -43,8 +41,10 @@ def cmd_load(args: argparse.Namespace) -> int:
         loaded = archives.load(sys.stdin.buffer)
     for image in loaded:
         for tag, old in image.replaced:
-            print(f"The image {tag} already exists, renaming the old one with ID {old} "
-                  "to empty string")
+            print(
+                f"The image {tag} already exists, renaming the old one with ID {old} "
+                "to empty string"
+            )
         for tag in image.tags:
             print(f"Loaded image: {tag}")
         if not image.tags:
@@ -55,8 +55,12 @@ def cmd_load(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     p = sub.add_parser("save", help="save images to a tar archive (streamed to stdout)")
     p.add_argument("-o", "--output", help="write to a file (or a directory for oci-dir)")
-    p.add_argument("--format", default="docker", choices=sorted(archives.FORMATS),
-                   help="docker (default), oci (an OCI layout in a tar) or oci-dir")
+    p.add_argument(
+        "--format",
+        default="docker",
+        choices=sorted(archives.FORMATS),
+        help="docker (default), oci (an OCI layout in a tar) or oci-dir",
+    )
     p.add_argument("images", nargs="+")
     p.set_defaults(handler=cmd_save)
 

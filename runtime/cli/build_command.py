@@ -21,7 +21,7 @@ def _pairs(items: list[str], option: str) -> dict[str, str]:
         key, eq, value = item.partition("=")
         if not key:
             raise InvalidSpec(f"invalid {option} '{item}': name can not be blank")
-        if not eq:   # `--build-arg NAME` takes the caller's environment, as docker does
+        if not eq:  # `--build-arg NAME` takes the caller's environment, as docker does
             if key not in os.environ:
                 continue
             value = os.environ[key]
@@ -38,11 +38,17 @@ def cmd_build(args: argparse.Namespace) -> int:
     # Imported here: every other verb would pay ~80 ms at start-up for the builder.
     from runtime import units
     from runtime.build import BuildOptions, Context, StepFailed, build
+
     options = BuildOptions(
-        tags=tuple(args.tag), dockerfile=args.file or "Dockerfile",
-        build_args=_pairs(args.build_arg, "--build-arg"), no_cache=args.no_cache,
-        target=args.target, labels=_pairs(args.label, "--label"),
-        allow_urls=args.allow_url_download, network_mode=args.network)
+        tags=tuple(args.tag),
+        dockerfile=args.file or "Dockerfile",
+        build_args=_pairs(args.build_arg, "--build-arg"),
+        no_cache=args.no_cache,
+        target=args.target,
+        labels=_pairs(args.label, "--label"),
+        allow_urls=args.allow_url_download,
+        network_mode=args.network,
+    )
     if args.file and args.file != "-" and args.path != "-":
         options = BuildOptions(**{**options.__dict__, "dockerfile": os.path.abspath(args.file)})
     if args.path == "-":
@@ -51,8 +57,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         context = Context.from_directory(args.path)
     with context:
         if not args.quiet:
-            _write(f"Sending build context to Docker daemon  "
-                   f"{units.human_size(context.size())}\n")
+            _write(f"Sending build context to Docker daemon  {units.human_size(context.size())}\n")
         try:
             result = build(context, options, None if not args.quiet else lambda _text: None)
         except StepFailed as e:
@@ -95,8 +100,9 @@ def register(sub: Any) -> None:
     p.add_argument("--network")
     p.add_argument("--force-rm", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--pull", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--allow-url-download", action="store_true",
-                   help="let ADD download URLs (off by default)")
+    p.add_argument(
+        "--allow-url-download", action="store_true", help="let ADD download URLs (off by default)"
+    )
     p.add_argument("--rm", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("path")
     p.set_defaults(handler=cmd_build)

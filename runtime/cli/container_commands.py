@@ -118,8 +118,10 @@ def _flag_int(text: str | None, flag: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise InvalidSpec(f'invalid argument "{text}" for "{flag}" flag: strconv.ParseInt: '
-                          f'parsing "{text}": invalid syntax') from None
+        raise InvalidSpec(
+            f'invalid argument "{text}" for "{flag}" flag: strconv.ParseInt: '
+            f'parsing "{text}": invalid syntax'
+        ) from None
 
 
 def spec_from_args(args: argparse.Namespace) -> ContainerSpec:
@@ -142,35 +144,67 @@ def spec_from_args(args: argparse.Namespace) -> ContainerSpec:
     if args.memory_swap:
         swap = -1 if args.memory_swap == "-1" else units.parse_bytes(args.memory_swap)
     return ContainerSpec(
-        image=args.image, cmd=tuple(args.cmd) or None, entrypoint=entrypoint,
-        name=args.name, env=tuple(_read_env_files(args.env_file) + args.env),
-        workdir=args.workdir, user=args.user, hostname=args.hostname,
-        domainname=args.domainname, tty=args.tty, stdin_open=args.interactive,
+        image=args.image,
+        cmd=tuple(args.cmd) or None,
+        entrypoint=entrypoint,
+        name=args.name,
+        env=tuple(_read_env_files(args.env_file) + args.env),
+        workdir=args.workdir,
+        user=args.user,
+        hostname=args.hostname,
+        domainname=args.domainname,
+        tty=args.tty,
+        stdin_open=args.interactive,
         stdin_once=args.interactive and not getattr(args, "detach", False),
-        auto_remove=args.rm, restart_policy=restart, restart_max=restart_max, labels=labels,
-        memory=memory, memory_swap=swap,
+        auto_remove=args.rm,
+        restart_policy=restart,
+        restart_max=restart_max,
+        labels=labels,
+        memory=memory,
+        memory_swap=swap,
         nano_cpus=units.parse_cpus(args.cpus) if args.cpus else 0,
-        cpu_shares=args.cpu_shares, cpuset_cpus=args.cpuset_cpus, cpuset_mems=args.cpuset_mems,
-        pids_limit=args.pids_limit, read_only=args.read_only, stop_signal=args.stop_signal,
-        stop_timeout=args.stop_timeout, init=args.init, cap_add=tuple(args.cap_add),
+        cpu_shares=args.cpu_shares,
+        cpuset_cpus=args.cpuset_cpus,
+        cpuset_mems=args.cpuset_mems,
+        pids_limit=args.pids_limit,
+        read_only=args.read_only,
+        stop_signal=args.stop_signal,
+        stop_timeout=args.stop_timeout,
+        init=args.init,
+        cap_add=tuple(args.cap_add),
         security_opt=tuple(args.security_opt),
-        cap_drop=tuple(args.cap_drop), privileged=args.privileged, network_mode=args.network,
-        ipc_mode=args.ipc, pid_mode=args.pid, devices=tuple(args.device),
-        publish=tuple(args.publish), publish_all=args.publish_all, expose=tuple(args.expose),
+        cap_drop=tuple(args.cap_drop),
+        privileged=args.privileged,
+        network_mode=args.network,
+        ipc_mode=args.ipc,
+        pid_mode=args.pid,
+        devices=tuple(args.device),
+        publish=tuple(args.publish),
+        publish_all=args.publish_all,
+        expose=tuple(args.expose),
         shm_size=units.parse_bytes(args.shm_size) if args.shm_size else 64 * 1024 * 1024,
-        log_driver=args.log_driver, log_opts=log_opts,
+        log_driver=args.log_driver,
+        log_opts=log_opts,
         volumes=tuple(_absolute_source(v, ":") for v in args.volume),
-        mounts=tuple(_absolute_source(m, ",") for m in args.mount), tmpfs=tuple(args.tmpfs),
+        mounts=tuple(_absolute_source(m, ",") for m in args.mount),
+        tmpfs=tuple(args.tmpfs),
         volumes_from=tuple(args.volumes_from),
-        network_aliases=tuple(args.network_alias), ipv4_address=args.ip, ipv6_address=args.ip6,
-        mac_address=args.mac_address, links=tuple(args.link), dns=tuple(args.dns),
-        dns_search=tuple(args.dns_search), dns_options=tuple(args.dns_option),
+        network_aliases=tuple(args.network_alias),
+        ipv4_address=args.ip,
+        ipv6_address=args.ip6,
+        mac_address=args.mac_address,
+        links=tuple(args.link),
+        dns=tuple(args.dns),
+        dns_search=tuple(args.dns_search),
+        dns_options=tuple(args.dns_option),
         extra_hosts=tuple(args.add_host),
-        health_cmd=args.health_cmd, health_interval=_flag_duration(args, "--health-interval"),
+        health_cmd=args.health_cmd,
+        health_interval=_flag_duration(args, "--health-interval"),
         health_timeout=_flag_duration(args, "--health-timeout"),
         health_start_period=_flag_duration(args, "--health-start-period"),
         health_retries=_flag_int(args.health_retries, "--health-retries"),
-        no_healthcheck=args.no_healthcheck)
+        no_healthcheck=args.no_healthcheck,
+    )
 
 
 def _absolute_source(raw: str, separator: str) -> str:
@@ -183,8 +217,7 @@ def _absolute_source(raw: str, separator: str) -> str:
     fields = raw.split(",")
     for i, item in enumerate(fields):
         key, sep, value = item.partition("=")
-        if sep and key.lower() in ("source", "src") and (value == "." or
-                                                        value.startswith("./")):
+        if sep and key.lower() in ("source", "src") and (value == "." or value.startswith("./")):
             fields[i] = f"{key}={os.path.abspath(value)}"
     return ",".join(fields)
 
@@ -203,7 +236,7 @@ def _image_for_run(args: argparse.Namespace) -> None:
 
         try:
             images.resolve(args.image)
-            return   # the usual case, without the registry client's imports
+            return  # the usual case, without the registry client's imports
         except NotFound:
             pass
     from runtime.cli.registry_commands import image_for_run
@@ -243,9 +276,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     holder: dict[str, attach.Client] = {}
 
     def connect(cid: str) -> None:
-        holder["client"] = attach.Client(cid, {
-            "op": "attach", "stdin": spec.stdin_open, "stdout": True, "stderr": True,
-            "stdin_once": spec.stdin_open and not spec.tty})
+        holder["client"] = attach.Client(
+            cid,
+            {
+                "op": "attach",
+                "stdin": spec.stdin_open,
+                "stdout": True,
+                "stderr": True,
+                "stdin_once": spec.stdin_open and not spec.tty,
+            },
+        )
 
     try:
         containers.start(cid, before_go=connect)
@@ -295,9 +335,16 @@ def cmd_start(args: argparse.Namespace) -> int:
         holder: dict[str, attach.Client] = {}
 
         def connect(cid: str) -> None:
-            holder["client"] = attach.Client(cid, {
-                "op": "attach", "stdin": args.interactive, "stdout": True, "stderr": True,
-                "stdin_once": args.interactive and not record.spec.tty})
+            holder["client"] = attach.Client(
+                cid,
+                {
+                    "op": "attach",
+                    "stdin": args.interactive,
+                    "stdout": True,
+                    "stderr": True,
+                    "stdin_once": args.interactive and not record.spec.tty,
+                },
+            )
 
         containers.start(ref, before_go=connect)
         try:
@@ -329,8 +376,9 @@ def cmd_unpause(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    return _each(args.containers, lambda ref: containers.remove(ref, force=args.force,
-                                                                volumes=args.volumes))
+    return _each(
+        args.containers, lambda ref: containers.remove(ref, force=args.force, volumes=args.volumes)
+    )
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
@@ -344,13 +392,13 @@ def cmd_rename(args: argparse.Namespace) -> int:
 
 def cmd_ps(args: argparse.Namespace) -> int:
     filters = containers.views.parse_filters(args.filter)
-    rows = containers.list_containers(all=args.all or args.latest or args.last > 0,
-                                      filters=filters)
+    rows = containers.list_containers(all=args.all or args.latest or args.last > 0, filters=filters)
     if args.latest:
         rows = rows[:1]
     elif args.last > 0:
-        rows = rows[:args.last]
+        rows = rows[: args.last]
     from runtime.cli import format, output  # output modules stay out of `run`'s imports
+
     now = time.time()
     items = [format.ps_item(record, st, now, args.no_trunc) for record, st in rows]
     if args.quiet:
@@ -361,8 +409,10 @@ def cmd_ps(args: argparse.Namespace) -> int:
         format.print_formatted(args.format, items)
         return 0
     headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-    table = [[i["ID"], i["Image"], i["Command"], i["RunningFor"], i["Status"], i["Ports"],
-              i["Names"]] for i in items]
+    table = [
+        [i["ID"], i["Image"], i["Command"], i["RunningFor"], i["Status"], i["Ports"], i["Names"]]
+        for i in items
+    ]
     sys.stdout.write(output.format_table(table, headers))
     return 0
 
@@ -374,6 +424,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
             raise InvalidSpec(f"invalid value for --tail: {args.tail}")
         tail = int(args.tail)
     from runtime.cli import format
+
     since = format.parse_time_filter(args.since) if args.since else None
     until = format.parse_time_filter(args.until) if args.until else None
     out, err = sys.stdout.buffer, sys.stderr.buffer
@@ -393,8 +444,16 @@ def cmd_attach(args: argparse.Namespace) -> int:
     if st.status not in ("running", "paused"):
         raise MoorageError("You cannot attach to a stopped container, start it first")
     send_stdin = not args.no_stdin and record.spec.stdin_open
-    client = attach.Client(cid, {"op": "attach", "stdin": send_stdin, "stdout": True,
-                                 "stderr": True, "stdin_once": record.spec.stdin_once})
+    client = attach.Client(
+        cid,
+        {
+            "op": "attach",
+            "stdin": send_stdin,
+            "stdout": True,
+            "stderr": True,
+            "stdin_once": record.spec.stdin_once,
+        },
+    )
     try:
         code = relay_attach(client, record.spec.tty, send_stdin, record.spec.stdin_once)
     except Detached:
@@ -410,9 +469,17 @@ def cmd_exec(args: argparse.Namespace) -> int:
         raise InvalidSpec("exec requires at least 2 arguments")
     try:
         from runtime.exec import exec_process  # only `exec` needs it; `run` is timed
-        proc = exec_process(args.container, args.cmd, use_tty=args.tty,
-                            stdin=0 if args.interactive else -1, detach=args.detach,
-                            user=args.user, workdir=args.workdir, env=tuple(args.env))
+
+        proc = exec_process(
+            args.container,
+            args.cmd,
+            use_tty=args.tty,
+            stdin=0 if args.interactive else -1,
+            detach=args.detach,
+            user=args.user,
+            workdir=args.workdir,
+            env=tuple(args.env),
+        )
     except ExecFailed:
         raise
     except Conflict as e:
@@ -430,6 +497,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from runtime import images
+
     documents = []
     failed = 0
     for ref in args.targets:
@@ -447,6 +515,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             print(f"Error: No such {kind}: {ref}", file=sys.stderr)
             failed = 1
     from runtime.cli import format
+
     format.print_documents(args.format, documents)
     return failed
 
@@ -454,19 +523,23 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_top(args: argparse.Namespace) -> int:
     headers, rows = containers.top(args.container, args.ps_args or None)
     from runtime.cli import output
+
     sys.stdout.write(output.format_table(rows, headers))
     return 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
     from runtime.cli import stats_view
+
     return stats_view.show(args.containers, args.all, args.no_stream, args.format)
 
 
 def cmd_container_prune(args: argparse.Namespace) -> int:
     if not args.force and sys.stdin.isatty():
-        answer = input("WARNING! This will remove all stopped containers.\n"
-                       "Are you sure you want to continue? [y/N] ")
+        answer = input(
+            "WARNING! This will remove all stopped containers.\n"
+            "Are you sure you want to continue? [y/N] "
+        )
         if answer.strip().lower() != "y":
             return 0
     removed = containers.prune()
@@ -488,8 +561,9 @@ def register(sub: Any) -> None:
     _add_create_options(create)
     create.set_defaults(handler=cmd_create, detach=True)
 
-    def multi(name: str, handler: Callable[[argparse.Namespace], int], helptext: str
-              ) -> argparse.ArgumentParser:
+    def multi(
+        name: str, handler: Callable[[argparse.Namespace], int], helptext: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("containers", nargs="+", metavar="CONTAINER")
         p.set_defaults(handler=handler)

@@ -25,17 +25,23 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_commit(args: argparse.Namespace) -> int:
-    image = commit.commit(args.container, args.repository, message=args.message or "",
-                          author=args.author or "", changes_=args.change,
-                          pause=args.pause)
+    image = commit.commit(
+        args.container,
+        args.repository,
+        message=args.message or "",
+        author=args.author or "",
+        changes_=args.change,
+        pause=args.pause,
+    )
     print(image.id)
     return 0
 
 
 def _refuse_terminal(what: str) -> None:
     if sys.stdout.isatty():
-        raise InvalidSpec(f"cowardly refusing to save {what} to a terminal. "
-                          "Use the -o flag or redirect")
+        raise InvalidSpec(
+            f"cowardly refusing to save {what} to a terminal. Use the -o flag or redirect"
+        )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -92,20 +98,32 @@ def cmd_cp(args: argparse.Namespace) -> int:
             raise InvalidSpec("source path cannot be empty")
         if dest == "-":
             _refuse_terminal("the archive")
-            copying.copy_out(src_container, src, sys.stdout.buffer, follow=args.follow_link,
-                             archive_mode=args.archive)
+            copying.copy_out(
+                src_container,
+                src,
+                sys.stdout.buffer,
+                follow=args.follow_link,
+                archive_mode=args.archive,
+            )
             sys.stdout.buffer.flush()
         else:
-            size = copying.copy_out(src_container, src, dest, follow=args.follow_link,
-                                    archive_mode=args.archive)
+            size = copying.copy_out(
+                src_container, src, dest, follow=args.follow_link, archive_mode=args.archive
+            )
             _copied(args, size, _local_shown(dest))
         return 0
     assert dest_container is not None
     if not dest:
         raise InvalidSpec("destination path cannot be empty")
     source: Any = sys.stdin.buffer if src == "-" else src
-    size = copying.copy_in(dest_container, source, dest, follow=args.follow_link,
-                           archive_mode=args.archive, trusted=True)  # root: an admin
+    size = copying.copy_in(
+        dest_container,
+        source,
+        dest,
+        follow=args.follow_link,
+        archive_mode=args.archive,
+        trusted=True,
+    )  # root: an admin
     # docker counts only the archive it builds itself: a tar from stdin reports 0B.
     _copied(args, 0 if src == "-" else size, f"{dest_container}:{dest}")
     return 0
@@ -120,8 +138,14 @@ def register(sub: Any) -> None:
     p.add_argument("-a", "--author")
     p.add_argument("-c", "--change", action="append", default=[])
     p.add_argument("-m", "--message")
-    p.add_argument("-p", "--pause", type=lambda v: v.lower() in ("true", "1", "t"),
-                   nargs="?", const=True, default=True)
+    p.add_argument(
+        "-p",
+        "--pause",
+        type=lambda v: v.lower() in ("true", "1", "t"),
+        nargs="?",
+        const=True,
+        default=True,
+    )
     p.add_argument("container")
     p.add_argument("repository", nargs="?")
     p.set_defaults(handler=cmd_commit)

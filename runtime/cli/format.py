@@ -17,18 +17,37 @@ from runtime.containers.store import Record
 from runtime.errors import InvalidSpec
 
 _COLUMN_TITLES = {
-    "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
-    "RunningFor": "CREATED", "Ports": "PORTS", "Status": "STATUS", "Names": "NAMES",
-    "Labels": "LABELS", "State": "STATE", "Size": "SIZE", "Repository": "REPOSITORY",
-    "Tag": "TAG", "CreatedSince": "CREATED", "Digest": "DIGEST", "Mounts": "MOUNTS",
-    "Networks": "NETWORKS", "Name": "NAME", "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT",
-    "MemPerc": "MEM %", "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
+    "ID": "CONTAINER ID",
+    "Image": "IMAGE",
+    "Command": "COMMAND",
+    "CreatedAt": "CREATED AT",
+    "RunningFor": "CREATED",
+    "Ports": "PORTS",
+    "Status": "STATUS",
+    "Names": "NAMES",
+    "Labels": "LABELS",
+    "State": "STATE",
+    "Size": "SIZE",
+    "Repository": "REPOSITORY",
+    "Tag": "TAG",
+    "CreatedSince": "CREATED",
+    "Digest": "DIGEST",
+    "Mounts": "MOUNTS",
+    "Networks": "NETWORKS",
+    "Name": "NAME",
+    "CPUPerc": "CPU %",
+    "MemUsage": "MEM USAGE / LIMIT",
+    "MemPerc": "MEM %",
+    "NetIO": "NET I/O",
+    "BlockIO": "BLOCK I/O",
+    "PIDs": "PIDS",
     "Container": "CONTAINER",
 }
 
 
 def render_template(template: str, data: Any) -> str:
     from runtime.cli import gotemplate  # a large parser: only load it for --format
+
     return gotemplate.render(template, data)
 
 
@@ -44,6 +63,7 @@ def print_documents(template: str | None, documents: list[Any]) -> None:
 def print_formatted(template: str, items: list[dict[str, Any]]) -> None:
     """``--format``: plain templates print a line per item; ``table ...`` adds headers."""
     from runtime.cli import gotemplate
+
     if gotemplate.is_table(template):
         body = gotemplate.strip_table(template)
         header = gotemplate.render(body, _HeaderProxy())
@@ -70,12 +90,16 @@ def ps_item(record: Record, st: state.State, now: float, no_trunc: bool) -> dict
     # module but never draw a ps row, and these two bring the exec and proxy machinery.
     from runtime import health
     from runtime.network import ports
+
     state_doc = {
-        "Status": st.status, "ExitCode": st.exit_code,
-        "StartedAt": output.rfc3339_nano(st.started_at) if st.started_at else
-        "0001-01-01T00:00:00Z",
-        "FinishedAt": output.rfc3339_nano(st.finished_at) if st.finished_at else
-        "0001-01-01T00:00:00Z",
+        "Status": st.status,
+        "ExitCode": st.exit_code,
+        "StartedAt": output.rfc3339_nano(st.started_at)
+        if st.started_at
+        else "0001-01-01T00:00:00Z",
+        "FinishedAt": output.rfc3339_nano(st.finished_at)
+        if st.finished_at
+        else "0001-01-01T00:00:00Z",
         "Health": health.document(record, st),
     }
     command = " ".join(record.argv)
@@ -86,8 +110,9 @@ def ps_item(record: Record, st: state.State, now: float, no_trunc: bool) -> dict
         "Command": f'"{command}"' if no_trunc else output.truncate_command(command),
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(record.created)),
         "RunningFor": output.created_ago(created, now),
-        "Ports": output.port_string(ports.bindings(record)
-                                    if st.status in (state.RUNNING, state.PAUSED) else {}),
+        "Ports": output.port_string(
+            ports.bindings(record) if st.status in (state.RUNNING, state.PAUSED) else {}
+        ),
         "Status": output.status_string(state_doc, now),
         "State": st.status,
         "Names": record.name,
@@ -95,10 +120,12 @@ def ps_item(record: Record, st: state.State, now: float, no_trunc: bool) -> dict
         "Size": "0B",
         "Mounts": ",".join(  # volume names, else bind sources, as docker ps shows them
             (lambda n: n if no_trunc else output.ellipsis(n, 15))(m.get("Name") or m["Source"])
-            for m in record.extra.get("mounts", [])),
+            for m in record.extra.get("mounts", [])
+        ),
         "Networks": record.spec.network_mode,
-        "LocalVolumes": str(sum(1 for m in record.extra.get("mounts", [])
-                                if m.get("Driver") == "local")),
+        "LocalVolumes": str(
+            sum(1 for m in record.extra.get("mounts", []) if m.get("Driver") == "local")
+        ),
     }
 
 

@@ -52,8 +52,9 @@ def _keep(image: images.Image, filters: dict[str, list[str]]) -> bool:
     return True
 
 
-def _rows(all_images: bool, repository: str | None,
-          filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+def _rows(
+    all_images: bool, repository: str | None, filters: dict[str, list[str]] | None = None
+) -> list[dict[str, Any]]:
     now = time.time()
     filters = filters or {}
     rows = []
@@ -69,16 +70,22 @@ def _rows(all_images: bool, repository: str | None,
             if repository and repo != repository and tag != repository:
                 continue
             patterns = filters.get("reference", [])
-            if patterns and not any(fnmatch.fnmatchcase(tag, p) or fnmatch.fnmatchcase(repo, p)
-                                    for p in patterns):
+            if patterns and not any(
+                fnmatch.fnmatchcase(tag, p) or fnmatch.fnmatchcase(repo, p) for p in patterns
+            ):
                 continue
-            rows.append({
-                "Repository": repo, "Tag": name, "ID": image.short_id(),
-                "FullID": image.id,
-                "CreatedSince": output.created_ago(image.created, now) if image.created else "",
-                "CreatedAt": image.created, "Size": units.human_size(image.size),
-                "Digest": digests.get(repo, "<none>"),
-            })
+            rows.append(
+                {
+                    "Repository": repo,
+                    "Tag": name,
+                    "ID": image.short_id(),
+                    "FullID": image.id,
+                    "CreatedSince": output.created_ago(image.created, now) if image.created else "",
+                    "CreatedAt": image.created,
+                    "Size": units.human_size(image.size),
+                    "Digest": digests.get(repo, "<none>"),
+                }
+            )
     return rows
 
 
@@ -96,11 +103,23 @@ def cmd_images(args: argparse.Namespace) -> int:
         print_formatted(args.format, rows)
         return 0
     digest = ["Digest"] if args.digests else []
-    table = [[r["Repository"], r["Tag"], *(r[k] for k in digest),
-              r["FullID"] if args.no_trunc else r["ID"], r["CreatedSince"], r["Size"]]
-             for r in rows]
-    sys.stdout.write(output.format_table(table, ["REPOSITORY", "TAG", *(k.upper() for k in digest),
-                                                 "IMAGE ID", "CREATED", "SIZE"]))
+    table = [
+        [
+            r["Repository"],
+            r["Tag"],
+            *(r[k] for k in digest),
+            r["FullID"] if args.no_trunc else r["ID"],
+            r["CreatedSince"],
+            r["Size"],
+        ]
+        for r in rows
+    ]
+    sys.stdout.write(
+        output.format_table(
+            table,
+            ["REPOSITORY", "TAG", *(k.upper() for k in digest), "IMAGE ID", "CREATED", "SIZE"],
+        )
+    )
     return 0
 
 
@@ -108,13 +127,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.file == "-":
         source = sys.stdin.buffer
         # The CLI runs as root, an admin: setuid files keep their bits, as in Docker.
-        image = images.import_tar(source, args.reference, args.change, args.message or "",
-                                  trusted=True)
+        image = images.import_tar(
+            source, args.reference, args.change, args.message or "", trusted=True
+        )
     else:
         try:
             with open(args.file, "rb") as source:
-                image = images.import_tar(source, args.reference, args.change,
-                                          args.message or "", trusted=True)
+                image = images.import_tar(
+                    source, args.reference, args.change, args.message or "", trusted=True
+                )
         except FileNotFoundError:
             raise InvalidSpec(f"open {args.file}: no such file or directory") from None
     print(image.id)
@@ -167,15 +188,15 @@ def cmd_rmi(args: argparse.Namespace) -> int:
     return status
 
 
-def _history_item(row: usage.HistoryRow, now: float, human: bool,
-                  no_trunc: bool) -> dict[str, Any]:
+def _history_item(row: usage.HistoryRow, now: float, human: bool, no_trunc: bool) -> dict[str, Any]:
     created_by = row.created_by.replace("\t", " ")
     ident = row.id
     if ident != usage.MISSING and not no_trunc:
         ident = ident.removeprefix("sha256:")[:12]
     return {
         "ID": ident,
-        "CreatedSince": output.created_ago(row.created, now) if human
+        "CreatedSince": output.created_ago(row.created, now)
+        if human
         else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row.created)),
         "CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row.created)),
         "CreatedBy": created_by if no_trunc else output.ellipsis(created_by, 45),
@@ -186,8 +207,7 @@ def _history_item(row: usage.HistoryRow, now: float, human: bool,
 
 def cmd_history(args: argparse.Namespace) -> int:
     now = time.time()
-    rows = [_history_item(r, now, args.human, args.no_trunc)
-            for r in usage.history(args.image)]
+    rows = [_history_item(r, now, args.human, args.no_trunc) for r in usage.history(args.image)]
     if args.quiet:
         for row in rows:
             print(row["ID"])
@@ -195,10 +215,10 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.format:
         print_formatted(args.format, rows)
         return 0
-    table = [[r["ID"], r["CreatedSince"], r["CreatedBy"], r["Size"], r["Comment"]]
-             for r in rows]
-    sys.stdout.write(output.format_table(
-        table, ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]))
+    table = [[r["ID"], r["CreatedSince"], r["CreatedBy"], r["Size"], r["Comment"]] for r in rows]
+    sys.stdout.write(
+        output.format_table(table, ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"])
+    )
     return 0
 
 
@@ -210,9 +230,11 @@ def _confirm(warning: str) -> bool:
 
 
 def cmd_image_prune(args: argparse.Namespace) -> int:
-    warning = ("WARNING! This will remove all images without at least one container "
-               "associated to them." if args.all else
-               "WARNING! This will remove all dangling images.")
+    warning = (
+        "WARNING! This will remove all images without at least one container associated to them."
+        if args.all
+        else "WARNING! This will remove all dangling images."
+    )
     if not args.force and not _confirm(warning):
         return 0
     records, freed = removal.prune(all=args.all)
@@ -243,34 +265,64 @@ def cmd_system_df(args: argparse.Namespace) -> int:
     idle_volumes = sum(v.size for v in du.volumes if not v.links)
     if args.format:
         items = [
-            {"Type": "Images", "TotalCount": str(len(du.images)), "Active": str(active_images),
-             "Size": units.human_size(du.layers_size, 4),
-             "Reclaimable": _reclaimable(du.layers_size - used, du.layers_size)},
-            {"Type": "Containers", "TotalCount": str(len(du.containers)),
-             "Active": str(len(running)), "Size": units.human_size(containers_size, 4),
-             "Reclaimable": _reclaimable(stopped_size, containers_size)},
-            {"Type": "Local Volumes", "TotalCount": str(len(du.volumes)),
-             "Active": str(sum(1 for v in du.volumes if v.links)),
-             "Size": units.human_size(volumes_size, 4),
-             "Reclaimable": _reclaimable(idle_volumes, volumes_size)},
-            {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B",
-             "Reclaimable": "0B"},
+            {
+                "Type": "Images",
+                "TotalCount": str(len(du.images)),
+                "Active": str(active_images),
+                "Size": units.human_size(du.layers_size, 4),
+                "Reclaimable": _reclaimable(du.layers_size - used, du.layers_size),
+            },
+            {
+                "Type": "Containers",
+                "TotalCount": str(len(du.containers)),
+                "Active": str(len(running)),
+                "Size": units.human_size(containers_size, 4),
+                "Reclaimable": _reclaimable(stopped_size, containers_size),
+            },
+            {
+                "Type": "Local Volumes",
+                "TotalCount": str(len(du.volumes)),
+                "Active": str(sum(1 for v in du.volumes if v.links)),
+                "Size": units.human_size(volumes_size, 4),
+                "Reclaimable": _reclaimable(idle_volumes, volumes_size),
+            },
+            {
+                "Type": "Build Cache",
+                "TotalCount": "0",
+                "Active": "0",
+                "Size": "0B",
+                "Reclaimable": "0B",
+            },
         ]
         print_formatted(args.format, items)
         return 0
     if args.verbose:
         return _system_df_verbose(du)
     table = [
-        ["Images", str(len(du.images)), str(active_images), units.human_size(du.layers_size, 4),
-         _reclaimable(du.layers_size - used, du.layers_size)],
-        ["Containers", str(len(du.containers)), str(len(running)),
-         units.human_size(containers_size, 4), _reclaimable(stopped_size, containers_size)],
-        ["Local Volumes", str(len(du.volumes)), str(sum(1 for v in du.volumes if v.links)),
-         units.human_size(volumes_size, 4), _reclaimable(idle_volumes, volumes_size)],
+        [
+            "Images",
+            str(len(du.images)),
+            str(active_images),
+            units.human_size(du.layers_size, 4),
+            _reclaimable(du.layers_size - used, du.layers_size),
+        ],
+        [
+            "Containers",
+            str(len(du.containers)),
+            str(len(running)),
+            units.human_size(containers_size, 4),
+            _reclaimable(stopped_size, containers_size),
+        ],
+        [
+            "Local Volumes",
+            str(len(du.volumes)),
+            str(sum(1 for v in du.volumes if v.links)),
+            units.human_size(volumes_size, 4),
+            _reclaimable(idle_volumes, volumes_size),
+        ],
         ["Build Cache", "0", "0", "0B", "0B"],
     ]
-    sys.stdout.write(output.format_table(table, ["TYPE", "TOTAL", "ACTIVE", "SIZE",
-                                                 "RECLAIMABLE"]))
+    sys.stdout.write(output.format_table(table, ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]))
     return 0
 
 
@@ -280,36 +332,80 @@ def _system_df_verbose(du: usage.DiskUsage) -> int:
     for item in du.images:
         for tag in item.image.repo_tags or ("<none>:<none>",):
             repo, _, name = tag.rpartition(":")
-            rows.append([repo, name, item.image.short_id(),
-                         output.created_ago(item.image.created, now) if item.image.created
-                         else "", units.human_size(item.image.size, 4),
-                         units.human_size(item.shared_size, 4),
-                         units.human_size(item.unique_size, 4), str(item.containers)])
+            rows.append(
+                [
+                    repo,
+                    name,
+                    item.image.short_id(),
+                    output.created_ago(item.image.created, now) if item.image.created else "",
+                    units.human_size(item.image.size, 4),
+                    units.human_size(item.shared_size, 4),
+                    units.human_size(item.unique_size, 4),
+                    str(item.containers),
+                ]
+            )
     print("Images space usage:\n")
-    sys.stdout.write(output.format_table(rows, [
-        "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE",
-        "CONTAINERS"]))
+    sys.stdout.write(
+        output.format_table(
+            rows,
+            [
+                "REPOSITORY",
+                "TAG",
+                "IMAGE ID",
+                "CREATED",
+                "SIZE",
+                "SHARED SIZE",
+                "UNIQUE SIZE",
+                "CONTAINERS",
+            ],
+        )
+    )
     print("\nContainers space usage:\n")
     rows = []
     for c in du.containers:
         # docker's df -v uses ps's container columns: same COMMAND, CREATED and STATUS.
         ps_row = format.ps_item(c.record, c.run_state, now, False) if c.run_state else {}
         record = c.record
-        rows.append([record.id[:12], record.image_ref,
-                     ps_row.get("Command", output.truncate_command(" ".join(record.argv))),
-                     str(c.volumes), units.human_size(c.size_rw, 4),
-                     output.created_ago(record.created, now),
-                     ps_row.get("Status", c.status), record.name])
-    sys.stdout.write(output.format_table(rows, [
-        "CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS",
-        "NAMES"]))
+        rows.append(
+            [
+                record.id[:12],
+                record.image_ref,
+                ps_row.get("Command", output.truncate_command(" ".join(record.argv))),
+                str(c.volumes),
+                units.human_size(c.size_rw, 4),
+                output.created_ago(record.created, now),
+                ps_row.get("Status", c.status),
+                record.name,
+            ]
+        )
+    sys.stdout.write(
+        output.format_table(
+            rows,
+            [
+                "CONTAINER ID",
+                "IMAGE",
+                "COMMAND",
+                "LOCAL VOLUMES",
+                "SIZE",
+                "CREATED",
+                "STATUS",
+                "NAMES",
+            ],
+        )
+    )
     print("\nLocal Volumes space usage:\n")
-    sys.stdout.write(output.format_table(
-        [[v.name, str(v.links), units.human_size(v.size, 4)] for v in du.volumes],
-        ["VOLUME NAME", "LINKS", "SIZE"]))
+    sys.stdout.write(
+        output.format_table(
+            [[v.name, str(v.links), units.human_size(v.size, 4)] for v in du.volumes],
+            ["VOLUME NAME", "LINKS", "SIZE"],
+        )
+    )
     print("\nBuild cache usage: 0B\n")
-    sys.stdout.write(output.format_table([], ["CACHE ID", "CACHE TYPE", "SIZE", "CREATED",
-                                              "LAST USED", "USAGE", "SHARED"]))
+    sys.stdout.write(
+        output.format_table(
+            [], ["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"]
+        )
+    )
     return 0
 
 

@@ -44,25 +44,38 @@ def cmd_create(args: argparse.Namespace) -> int:
     subnet, subnet6 = _by_family(args.subnet, "subnet")
     gateway, gateway6 = _by_family(args.gateway, "gateway")
     if len(args.ip_range) > 1 or any(":" in r for r in args.ip_range):
-        raise InvalidSpec("only one IPv4 ip-range per network (IPv6 ranges are not "
-                          "supported)")
+        raise InvalidSpec("only one IPv4 ip-range per network (IPv6 ranges are not supported)")
     if gateway6 and not subnet6:
         raise InvalidSpec(f"invalid gateway {gateway6}: it needs an IPv6 --subnet")
-    network = verbs.create(args.name, subnet=subnet, gateway=gateway,
-                           ip_range=(args.ip_range or [""])[0], internal=args.internal,
-                           labels=_labels(args.label), driver=args.driver,
-                           ipv6=args.ipv6, subnet6=subnet6, gateway6=gateway6)
+    network = verbs.create(
+        args.name,
+        subnet=subnet,
+        gateway=gateway,
+        ip_range=(args.ip_range or [""])[0],
+        internal=args.internal,
+        labels=_labels(args.label),
+        driver=args.driver,
+        ipv6=args.ipv6,
+        subnet6=subnet6,
+        gateway6=gateway6,
+    )
     print(network.id)
     return 0
 
 
 def _item(network: Network, no_trunc: bool) -> dict[str, Any]:
     from runtime.logs import timestamp
-    return {"ID": network.id if no_trunc else network.id[:12], "Name": network.name,
-            "Driver": network.driver, "Scope": "local",
-            "IPv6": str(network.enable_ipv6).lower(),
-            "Internal": str(network.internal).lower(), "CreatedAt": timestamp(network.created),
-            "Labels": ",".join(f"{k}={v}" for k, v in network.labels.items())}
+
+    return {
+        "ID": network.id if no_trunc else network.id[:12],
+        "Name": network.name,
+        "Driver": network.driver,
+        "Scope": "local",
+        "IPv6": str(network.enable_ipv6).lower(),
+        "Internal": str(network.internal).lower(),
+        "CreatedAt": timestamp(network.created),
+        "Labels": ",".join(f"{k}={v}" for k, v in network.labels.items()),
+    }
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -106,8 +119,10 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     if not args.force and sys.stdin.isatty():
-        answer = input("WARNING! This will remove all custom networks not used by at least "
-                       "one container.\nAre you sure you want to continue? [y/N] ")
+        answer = input(
+            "WARNING! This will remove all custom networks not used by at least "
+            "one container.\nAre you sure you want to continue? [y/N] "
+        )
         if answer.strip().lower() != "y":
             return 0
     removed = verbs.prune(verbs.parse_filters(args.filter))
@@ -131,8 +146,9 @@ def cmd_disconnect(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     network = sub.add_parser("network", help="manage networks")
-    verbs_parsers = network.add_subparsers(dest="network_command", metavar="COMMAND",
-                                           parser_class=type(network))
+    verbs_parsers = network.add_subparsers(
+        dest="network_command", metavar="COMMAND", parser_class=type(network)
+    )
 
     p = verbs_parsers.add_parser("create", help="create a network")
     p.add_argument("-d", "--driver", default="bridge")

@@ -75,8 +75,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
     if _untagged(args.name) and not args.all_tags:
         print("Using default tag: latest")
-    pulled = registry.pull(args.name, all_tags=args.all_tags,
-                           progress=ProgressView(sys.stdout, args.quiet))
+    pulled = registry.pull(
+        args.name, all_tags=args.all_tags, progress=ProgressView(sys.stdout, args.quiet)
+    )
     print(references.parse(args.name).name if args.all_tags else pulled[0].reference)
     return 0
 
@@ -97,18 +98,21 @@ def image_for_run(ref: str, policy: str) -> None:
     from runtime.images import references
 
     if policy not in PULL_POLICIES:
-        raise InvalidSpec(f"invalid pull option: '{policy}': must be one of \"always\", "
-                          f"\"missing\" or \"never\"")
+        raise InvalidSpec(
+            f'invalid pull option: \'{policy}\': must be one of "always", "missing" or "never"'
+        )
     if policy != "always":
         try:
             images.resolve(ref)
             return
         except NotFound:
             if policy == "never":
-                raise NotFound(f"No such image: {references.familiar(ref)}"
-                               ) from None
-        print(f"Unable to find image '{references.familiar(ref)}' locally",
-              file=sys.stderr, flush=True)
+                raise NotFound(f"No such image: {references.familiar(ref)}") from None
+        print(
+            f"Unable to find image '{references.familiar(ref)}' locally",
+            file=sys.stderr,
+            flush=True,
+        )
     from runtime import registry
 
     registry.pull(ref, progress=ProgressView(sys.stderr))
@@ -134,8 +138,10 @@ def cmd_login(args: argparse.Namespace) -> int:
             raise InvalidSpec("Must provide --username with --password-stdin")
         password = sys.stdin.read().rstrip("\r\n")
     elif password:
-        print("WARNING! Using --password via the CLI is insecure. Use --password-stdin.",
-              file=sys.stderr)
+        print(
+            "WARNING! Using --password via the CLI is insecure. Use --password-stdin.",
+            file=sys.stderr,
+        )
     if not username:
         if not sys.stdin.isatty():
             raise InvalidSpec("Cannot perform an interactive login from a non TTY device")
@@ -168,14 +174,18 @@ def cmd_search(args: argparse.Namespace) -> int:
             results = [r for r in results if r.stars >= int(value or 0)]
         elif key in ("is-official", "is-automated"):
             want = value.lower() in ("true", "1")
-            results = [r for r in results if (r.official if key == "is-official"
-                                              else r.automated) == want]
+            results = [
+                r for r in results if (r.official if key == "is-official" else r.automated) == want
+            ]
         else:
             raise InvalidSpec(f"invalid filter '{f}'")
     rows = ["NAME\tDESCRIPTION\tSTARS\tOFFICIAL"]
     for r in results:
-        description = r.description if args.no_trunc or len(r.description) <= 45 else (
-            r.description[:44] + "…")
+        description = (
+            r.description
+            if args.no_trunc or len(r.description) <= 45
+            else (r.description[:44] + "…")
+        )
         rows.append("\t".join([r.name, description, str(r.stars), "[OK]" if r.official else ""]))
     sys.stdout.write(tabwrite(rows))
     return 0

@@ -37,14 +37,15 @@ def _row(before: Sample | None, after: Sample) -> dict[str, str]:
     cpu = containers.cpu_percent(before, after) if before else 0.0
     mem_percent = after.memory_usage / after.memory_limit * 100 if after.memory_limit else 0
     return {
-        "ID": after.cid[:12], "Container": after.cid[:12], "Name": after.name,
+        "ID": after.cid[:12],
+        "Container": after.cid[:12],
+        "Name": after.name,
         "CPUPerc": f"{cpu:.2f}%",
         "MemUsage": f"{units.bytes_human_binary(after.memory_usage)} / "
-                    f"{units.bytes_human_binary(after.memory_limit)}",
+        f"{units.bytes_human_binary(after.memory_limit)}",
         "MemPerc": f"{mem_percent:.2f}%",
         "NetIO": f"{units.human_size(after.net_rx)} / {units.human_size(after.net_tx)}",
-        "BlockIO": f"{units.human_size(after.block_read)} / "
-                   f"{units.human_size(after.block_write)}",
+        "BlockIO": f"{units.human_size(after.block_read)} / {units.human_size(after.block_write)}",
         "PIDs": str(after.pids),
     }
 
@@ -53,10 +54,29 @@ def _print(rows: list[dict[str, str]], template: str | None) -> None:
     if template:
         print_formatted(template, rows)
         return
-    headers = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O",
-               "BLOCK I/O", "PIDS"]
-    table = [[r["ID"], r["Name"], r["CPUPerc"], r["MemUsage"], r["MemPerc"], r["NetIO"],
-              r["BlockIO"], r["PIDs"]] for r in rows]
+    headers = [
+        "CONTAINER ID",
+        "NAME",
+        "CPU %",
+        "MEM USAGE / LIMIT",
+        "MEM %",
+        "NET I/O",
+        "BLOCK I/O",
+        "PIDS",
+    ]
+    table = [
+        [
+            r["ID"],
+            r["Name"],
+            r["CPUPerc"],
+            r["MemUsage"],
+            r["MemPerc"],
+            r["NetIO"],
+            r["BlockIO"],
+            r["PIDs"],
+        ]
+        for r in rows
+    ]
     sys.stdout.write(output.format_table(table, headers))
 
 

@@ -24,11 +24,12 @@ class Detached(Exception):
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
-def relay_attach(client: attach.Client, use_tty: bool, send_stdin: bool,
-                 stdin_once: bool = True) -> int | None:
+def relay_attach(
+    client: attach.Client, use_tty: bool, send_stdin: bool, stdin_once: bool = True
+) -> int | None:
     """Pump until the container exits (its code) or the user detaches (Detached)."""
     selector = selectors.DefaultSelector()
     selector.register(client.sock, selectors.EVENT_READ, "socket")
@@ -115,8 +116,7 @@ def relay_pty(master: int, send_stdin: bool) -> None:
     if os.isatty(1):
         rows, cols = tty.window_size(1)
         tty.set_window_size(master, rows, cols)
-        signal.signal(signal.SIGWINCH,
-                      lambda *_: tty.set_window_size(master, *tty.window_size(1)))
+        signal.signal(signal.SIGWINCH, lambda *_: tty.set_window_size(master, *tty.window_size(1)))
     try:
         with tty.raw_terminal(stdin_fd):
             while True:

@@ -20,8 +20,10 @@ def cmd_version(args: argparse.Namespace) -> int:
     for section in ("Client", "Server"):
         print(f"{section}: Moorage Engine" if section == "Server" else f"{section}:")
         print(f" Version:           {runtime.__version__}")
-        print(f" API version:       {runtime.API_VERSION}" +
-              (" (minimum version 1.24)" if section == "Server" else ""))
+        print(
+            f" API version:       {runtime.API_VERSION}"
+            + (" (minimum version 1.24)" if section == "Server" else "")
+        )
         print(f" Python version:    {platform.python_version()}")
         print(f" OS/Arch:           linux/{platform.machine()}")
         print(" Experimental:      false")
@@ -56,8 +58,11 @@ def _prune_warning(args: argparse.Namespace) -> str:
     items = ["all stopped containers", "all networks not used by at least one container"]
     if args.volumes:
         items.append("all anonymous volumes not used by at least one container")
-    items.append("all images without at least one container associated to them"
-                 if args.all else "all dangling images")
+    items.append(
+        "all images without at least one container associated to them"
+        if args.all
+        else "all dangling images"
+    )
     items.append("all build cache" if args.all else "unused build cache")
     return "WARNING! This will remove:\n" + "".join(f"  - {i}\n" for i in items)
 
@@ -83,8 +88,9 @@ def cmd_system_prune(args: argparse.Namespace) -> int:
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
     # docker's container prune reports the removed containers' SizeRw: measure first.
-    sizes = {cid: usage.dir_size(str(paths.container(cid) / "upper"))
-             for cid in containers.store.ids()}
+    sizes = {
+        cid: usage.dir_size(str(paths.container(cid) / "upper")) for cid in containers.store.ids()
+    }
     removed = containers.prune()
     reclaimed = sum(sizes.get(cid, 0) for cid in removed)
     _section("Deleted Containers", removed)
@@ -118,14 +124,13 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     sub.add_parser("version", help="show the version").set_defaults(handler=cmd_version)
-    sub.add_parser("info", help="display system-wide information").set_defaults(
-        handler=cmd_info)
+    sub.add_parser("info", help="display system-wide information").set_defaults(handler=cmd_info)
     p = sub.add_parser("system-prune", help="remove unused data")
     p.add_argument("-f", "--force", action="store_true")
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("--volumes", action="store_true")
     p.set_defaults(handler=cmd_system_prune)
-    sub.add_parser("system-gc", help="remove orphans left by a crash").set_defaults(
-        handler=cmd_gc)
-    sub.add_parser("system-reconcile", help="reconcile state and apply restart policies "
-                   "after a reboot").set_defaults(handler=cmd_reconcile)
+    sub.add_parser("system-gc", help="remove orphans left by a crash").set_defaults(handler=cmd_gc)
+    sub.add_parser(
+        "system-reconcile", help="reconcile state and apply restart policies after a reboot"
+    ).set_defaults(handler=cmd_reconcile)

@@ -15,9 +15,16 @@ from runtime import units, volumes
 from runtime.cli.format import print_documents
 from runtime.errors import InvalidSpec, MoorageError
 
-_TITLES = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE",
-           "Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE",
-           "CreatedAt": "CREATED AT"}
+_TITLES = {
+    "Name": "VOLUME NAME",
+    "Driver": "DRIVER",
+    "Scope": "SCOPE",
+    "Mountpoint": "MOUNTPOINT",
+    "Labels": "LABELS",
+    "Links": "LINKS",
+    "Size": "SIZE",
+    "CreatedAt": "CREATED AT",
+}
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -32,10 +39,15 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 def cmd_create(args: argparse.Namespace) -> int:
     if args.name and args.name_flag and args.name != args.name_flag:
-        raise InvalidSpec("conflicting options: either specify --name or provide positional "
-                          "arg, not both")
-    volume = volumes.create(args.name or args.name_flag, _pairs(args.label, "label"),
-                            _pairs(args.opt, "opt"), args.driver)
+        raise InvalidSpec(
+            "conflicting options: either specify --name or provide positional arg, not both"
+        )
+    volume = volumes.create(
+        args.name or args.name_flag,
+        _pairs(args.label, "label"),
+        _pairs(args.opt, "opt"),
+        args.driver,
+    )
     print(volume.name)
     return 0
 
@@ -59,8 +71,9 @@ class Filters:
             return False
         if "driver" in keys and volume.driver not in keys["driver"]:
             return False
-        if "label" in keys and not volumes.store.all_labels_match(volume.labels,
-                                                                   tuple(keys["label"])):
+        if "label" in keys and not volumes.store.all_labels_match(
+            volume.labels, tuple(keys["label"])
+        ):
             return False
         if "dangling" in keys:
             wanted = {v.lower() in ("true", "1") for v in keys["dangling"]}
@@ -70,11 +83,16 @@ class Filters:
 
 
 def _item(volume: volumes.Volume) -> dict[str, Any]:
-    return {"Name": volume.name, "Driver": volume.driver, "Scope": "local",
-            "Mountpoint": str(volume.mountpoint),
-            "Labels": ",".join(f"{k}={v}" for k, v in sorted(volume.labels.items())),
-            "Links": "N/A", "Size": "N/A",
-            "CreatedAt": volume.inspect()["CreatedAt"]}
+    return {
+        "Name": volume.name,
+        "Driver": volume.driver,
+        "Scope": "local",
+        "Mountpoint": str(volume.mountpoint),
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(volume.labels.items())),
+        "Links": "N/A",
+        "Size": "N/A",
+        "CreatedAt": volume.inspect()["CreatedAt"],
+    }
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -87,6 +105,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         return 0
     template = args.format or "table {{.Driver}}\t{{.Name}}"
     from runtime.cli import gotemplate
+
     items = [_item(v) for v in found]
     if gotemplate.is_table(template):
         body = gotemplate.strip_table(template)
@@ -142,8 +161,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
         else:
             raise InvalidSpec(f"invalid filter '{item}'")
     which = "all local volumes" if args.all else "anonymous local volumes"
-    if not args.force and not _confirm(f"WARNING! This will remove {which} not used by at "
-                                       "least one container."):
+    if not args.force and not _confirm(
+        f"WARNING! This will remove {which} not used by at least one container."
+    ):
         return 0
     removed, reclaimed = volumes.prune(all=args.all, labels=tuple(labels))
     if removed:
@@ -157,8 +177,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     volume = sub.add_parser("volume", help="manage volumes")
-    verbs = volume.add_subparsers(dest="volume_command", metavar="COMMAND",
-                                  parser_class=type(volume))
+    verbs = volume.add_subparsers(
+        dest="volume_command", metavar="COMMAND", parser_class=type(volume)
+    )
     volume.set_defaults(handler=lambda args: (volume.print_help(), 0)[1])
     p = verbs.add_parser("create", help="create a volume")
     p.add_argument("name", nargs="?")

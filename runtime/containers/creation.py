@@ -31,44 +31,59 @@ def create(spec: ContainerSpec) -> str:
     net_ports.validate(spec)
     if spec.health_flags:
         from runtime import health  # a large module, only for containers with a check
+
         health.validate(spec)
     try:
         image = images.resolve(spec.image)
     except NotFound:
-        shown = spec.image if ":" in spec.image.rsplit("/", 1)[-1] or "@" in spec.image \
+        shown = (
+            spec.image
+            if ":" in spec.image.rsplit("/", 1)[-1] or "@" in spec.image
             else spec.image + ":latest"
+        )
         raise NotFound(f"Unable to find image '{shown}' locally") from None
     config = image.config.get("config") or {}
-    entrypoint = list(spec.entrypoint) if spec.entrypoint is not None else \
-        list(config.get("Entrypoint") or [])
+    entrypoint = (
+        list(spec.entrypoint)
+        if spec.entrypoint is not None
+        else list(config.get("Entrypoint") or [])
+    )
     if spec.cmd:
         cmd = list(spec.cmd)
     elif spec.entrypoint is not None:
-        cmd = []   # a new entrypoint resets the image's CMD, as in Docker
+        cmd = []  # a new entrypoint resets the image's CMD, as in Docker
     else:
         cmd = list(config.get("Cmd") or [])
     argv = entrypoint + cmd
     if not argv:
         raise InvalidSpec("No command specified")
-    cid = os.urandom(32).hex()   # what secrets.token_hex does, without its imports
+    cid = os.urandom(32).hex()  # what secrets.token_hex does, without its imports
     if spec.name is not None:
         name = names.validate_name(spec.name)
     else:
         name = names.random_name(store.name_taken)
-    hostname = spec.hostname or (socket.gethostname() if spec.network_mode == "host"
-                                 else cid[:12])
+    hostname = spec.hostname or (socket.gethostname() if spec.network_mode == "host" else cid[:12])
     labels = dict(config.get("Labels") or {})
     labels.update(spec.labels)
     record = store.Record(
-        id=cid, name=name, created=time.time(), spec=spec, image_id=image.id,
-        image_ref=spec.image, path=argv[0], args=argv[1:],
+        id=cid,
+        name=name,
+        created=time.time(),
+        spec=spec,
+        image_id=image.id,
+        image_ref=spec.image,
+        path=argv[0],
+        args=argv[1:],
         env=process.merge_env(config.get("Env") or [], spec.env),
         workdir=spec.workdir or config.get("WorkingDir") or "",
         user=spec.user if spec.user is not None else config.get("User") or "",
-        hostname=hostname, stop_signal=spec.stop_signal or config.get("StopSignal") or "SIGTERM",
+        hostname=hostname,
+        stop_signal=spec.stop_signal or config.get("StopSignal") or "SIGTERM",
         stop_timeout=spec.stop_timeout if spec.stop_timeout is not None else 10,
-        labels=labels, image_config=volumes.with_anonymous_volumes(spec, config),
-        layer_dirs=[str(p) for p in image.layer_dirs()])
+        labels=labels,
+        image_config=volumes.with_anonymous_volumes(spec, config),
+        layer_dirs=[str(p) for p in image.layer_dirs()],
+    )
     while True:
         try:
             store.claim_name(name, cid)
@@ -90,10 +105,10 @@ def create(spec: ContainerSpec) -> str:
         net_endpoints.save_config(cid, net_config)
         record.env = process.merge_env(net_sandbox.link_env(net_config, name), record.env)
         network = net_sandbox.network_of(spec)
-        (directory / "hosts").write_text(net_sandbox.hosts(spec, hostname, [],
-                                                           net_config.links))
-        (directory / "resolv.conf").write_text(net_sandbox.resolv_conf(
-            spec, network is not None and network.user_defined))
+        (directory / "hosts").write_text(net_sandbox.hosts(spec, hostname, [], net_config.links))
+        (directory / "resolv.conf").write_text(
+            net_sandbox.resolv_conf(spec, network is not None and network.user_defined)
+        )
         state.save(directory, state.State(status=state.CREATED))
         # Under the volume lock until the record names its volumes: `volume rm` checks
         # the records, so it cannot remove a volume this container is about to use.

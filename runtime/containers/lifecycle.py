@@ -65,7 +65,7 @@ def _cancel_restart(cid: str) -> None:
     try:
         attach.request(cid, {"op": "cancel_restart"})
     except InvalidState:
-        pass   # the monitor gave up on its own meanwhile (it saw manually_stopped)
+        pass  # the monitor gave up on its own meanwhile (it saw manually_stopped)
 
 
 def stop(ref: str, timeout: int | None = None) -> str:
@@ -93,7 +93,7 @@ def _stop_process(cid: str, number: int, grace: float, paused: bool) -> None:
     try:
         waiter = attach.Client(cid, {"op": "wait"})
     except InvalidState:
-        return   # the monitor is already gone
+        return  # the monitor is already gone
     with waiter:
         _send_signal(cid, number)
         if paused:
@@ -102,7 +102,7 @@ def _stop_process(cid: str, number: int, grace: float, paused: bool) -> None:
         try:
             waiter.wait_exit()
             return
-        except (TimeoutError, BlockingIOError):   # a zero timeout makes the socket non-blocking
+        except (TimeoutError, BlockingIOError):  # a zero timeout makes the socket non-blocking
             pass
         waiter.sock.settimeout(None)
         _send_signal(cid, signal_module.SIGKILL)
@@ -172,7 +172,7 @@ def wait(ref: str) -> int:
                     return int(result["exit"])
         except InvalidState:
             pass
-        for _ in range(100):   # the monitor hung up: read what it recorded
+        for _ in range(100):  # the monitor hung up: read what it recorded
             st = reconcile(cid)
             if st.status not in state.ACTIVE:
                 break

@@ -60,6 +60,7 @@ def should_restart_after_loss(spec_policy: str, st: state.State) -> bool:
 def reconcile_all() -> list[str]:
     """Reconcile every container; restart the lost ones whose policy says so."""
     from runtime.containers import lifecycle
+
     restarted = []
     for cid in store.ids():
         try:
@@ -67,8 +68,11 @@ def reconcile_all() -> list[str]:
             # the container starts again.
             st = reconcile(cid)
             record = store.load(cid)
-            if st.lost and st.status == state.EXITED \
-                    and should_restart_after_loss(record.spec.restart_policy, st):
+            if (
+                st.lost
+                and st.status == state.EXITED
+                and should_restart_after_loss(record.spec.restart_policy, st)
+            ):
                 lifecycle.start(cid)
                 restarted.append(cid)
         except (MoorageError, FileNotFoundError):

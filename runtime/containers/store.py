@@ -30,18 +30,18 @@ class Record:
     spec: ContainerSpec
     image_id: str
     image_ref: str
-    path: str                      # argv[0]
-    args: list[str]                # argv[1:]
-    env: list[str]                 # image ENV merged with -e, without PATH/HOSTNAME defaults
+    path: str  # argv[0]
+    args: list[str]  # argv[1:]
+    env: list[str]  # image ENV merged with -e, without PATH/HOSTNAME defaults
     workdir: str
     user: str
     hostname: str
     stop_signal: str
     stop_timeout: int
     labels: dict[str, str]
-    image_config: dict[str, Any]   # the image's Config block, for inspect
-    layer_dirs: list[str]          # lowest first
-    extra: dict[str, Any] = field(default_factory=dict)   # room for networking/volumes
+    image_config: dict[str, Any]  # the image's Config block, for inspect
+    layer_dirs: list[str]  # lowest first
+    extra: dict[str, Any] = field(default_factory=dict)  # room for networking/volumes
 
     @property
     def directory(self) -> Path:
@@ -81,8 +81,11 @@ def load(cid: str) -> Record:
 
 def ids() -> list[str]:
     try:
-        return [e.name for e in os.scandir(paths.containers())
-                if len(e.name) == 64 and (Path(e.path) / "config.json").exists()]
+        return [
+            e.name
+            for e in os.scandir(paths.containers())
+            if len(e.name) == 64 and (Path(e.path) / "config.json").exists()
+        ]
     except FileNotFoundError:
         return []
 
@@ -103,9 +106,11 @@ def claim_name(name: str, cid: str) -> None:
         os.symlink(cid, names_dir() / name)
     except FileExistsError:
         owner = os.readlink(names_dir() / name)
-        raise NameInUse(f'Conflict. The container name "/{name}" is already in use by '
-                        f'container "{owner}". You have to remove (or rename) that container '
-                        "to be able to reuse that name.") from None
+        raise NameInUse(
+            f'Conflict. The container name "/{name}" is already in use by '
+            f'container "{owner}". You have to remove (or rename) that container '
+            "to be able to reuse that name."
+        ) from None
 
 
 def release_name(name: str, cid: str) -> None:
@@ -138,6 +143,8 @@ def resolve(ref: str) -> str:
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            raise NotFound(f"No such container: {ref} (multiple containers match this "
-                           "prefix; use more characters)")
+            raise NotFound(
+                f"No such container: {ref} (multiple containers match this "
+                "prefix; use more characters)"
+            )
     raise NotFound(f"No such container: {ref}")

@@ -32,8 +32,10 @@ def remove(ref: str, force: bool = False, volumes: bool = False) -> str:
         st = reconcile(cid)
         if st.status in state.ACTIVE:
             if not force:
-                raise Conflict(f"You cannot remove a running container {cid}. Stop the "
-                               "container before attempting removal or force remove")
+                raise Conflict(
+                    f"You cannot remove a running container {cid}. Stop the "
+                    "container before attempting removal or force remove"
+                )
             with state.updating(paths.container(cid)) as current:
                 current.status = state.REMOVING
                 current.manually_stopped = True
@@ -81,9 +83,11 @@ def remove_stopped(cid: str, volumes: bool = False, later: list[Path] | None = N
     attach.remove_socket(cid)
     rootfs.unmount_shared_shm(directory / "shm")
     from runtime.network import endpoints as net_endpoints
-    if net_endpoints.has_networks(cid):   # none/host: spare loading the network verbs
+
+    if net_endpoints.has_networks(cid):  # none/host: spare loading the network verbs
         from runtime.network import verbs as network_verbs
-        network_verbs.forget(cid)   # its veths and IPAM entries
+
+        network_verbs.forget(cid)  # its veths and IPAM entries
     # Hide the container first (config.json marks it as existing), then delete.
     try:
         os.unlink(directory / "config.json")
@@ -97,11 +101,12 @@ def remove_stopped(cid: str, volumes: bool = False, later: list[Path] | None = N
             os.rename(directory, moved)
             later.append(moved)
         except OSError:
-            pass   # deleted in place below
+            pass  # deleted in place below
     shutil.rmtree(directory, ignore_errors=True)
     if directory.exists():
         raise CleanupError(f"could not remove {directory}")
     from runtime import volumes as volume_store
+
     volume_store.release(extra, volumes)
 
 
@@ -144,7 +149,7 @@ def gc() -> dict[str, list[str]]:
                 found["directories"].append(entry.name)
     except FileNotFoundError:
         pass
-    for entry in os.scandir(paths.tmp()):   # moved away by a monitor that then died
+    for entry in os.scandir(paths.tmp()):  # moved away by a monitor that then died
         cid = entry.name.removeprefix(REMOVED_PREFIX)
         if entry.name.startswith(REMOVED_PREFIX) and len(cid) == 64 and cid not in known:
             shutil.rmtree(entry.path, ignore_errors=True)
@@ -155,5 +160,6 @@ def gc() -> dict[str, list[str]]:
             if os.readlink(link) not in known:
                 link.unlink()
     from runtime.network import gc as network_gc
+
     found.update(network_gc.collect())
     return found

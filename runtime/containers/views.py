@@ -83,39 +83,55 @@ def document(record: store.Record, st: state.State) -> dict[str, Any]:
             "NetworkMode": spec.network_mode,
             "PortBindings": net_ports.port_bindings(spec),
             "PublishAllPorts": spec.publish_all,
-            "RestartPolicy": {"Name": spec.restart_policy,
-                              "MaximumRetryCount": spec.restart_max},
+            "RestartPolicy": {"Name": spec.restart_policy, "MaximumRetryCount": spec.restart_max},
             "AutoRemove": spec.auto_remove,
             "CapAdd": list(spec.cap_add) or None,
             "CapDrop": list(spec.cap_drop) or None,
-            "Dns": list(spec.dns), "DnsOptions": list(spec.dns_options),
-            "DnsSearch": list(spec.dns_search), "ExtraHosts": list(spec.extra_hosts) or None,
-            "Links": [f"/{link.partition(':')[0]}:/{record.name}/"
-                      f"{link.partition(':')[2] or link.partition(':')[0]}"
-                      for link in spec.links] or None,
+            "Dns": list(spec.dns),
+            "DnsOptions": list(spec.dns_options),
+            "DnsSearch": list(spec.dns_search),
+            "ExtraHosts": list(spec.extra_hosts) or None,
+            "Links": [
+                f"/{link.partition(':')[0]}:/{record.name}/"
+                f"{link.partition(':')[2] or link.partition(':')[0]}"
+                for link in spec.links
+            ]
+            or None,
             "IpcMode": spec.ipc_mode or "private",
             "PidMode": spec.pid_mode,
             "Privileged": spec.privileged,
             "ReadonlyRootfs": spec.read_only,
             "ShmSize": spec.shm_size,
             "Memory": spec.memory,
-            "MemorySwap": spec.memory_swap if spec.memory_swap else
-            (spec.memory * 2 if spec.memory else 0),
+            "MemorySwap": spec.memory_swap
+            if spec.memory_swap
+            else (spec.memory * 2 if spec.memory else 0),
             "NanoCpus": spec.nano_cpus,
             "CpuShares": spec.cpu_shares,
-            "CpuPeriod": 0, "CpuQuota": 0,
+            "CpuPeriod": 0,
+            "CpuQuota": 0,
             "CpusetCpus": spec.cpuset_cpus,
             "CpusetMems": spec.cpuset_mems,
             "PidsLimit": spec.pids_limit or None,
-            "Devices": [{"PathOnHost": d.split(":")[0],
-                         "PathInContainer": (d.split(":") + [d.split(":")[0]])[1],
-                         "CgroupPermissions": "rwm"} for d in spec.devices],
+            "Devices": [
+                {
+                    "PathOnHost": d.split(":")[0],
+                    "PathInContainer": (d.split(":") + [d.split(":")[0]])[1],
+                    "CgroupPermissions": "rwm",
+                }
+                for d in spec.devices
+            ],
             "Init": spec.init or None,
         },
-        "GraphDriver": {"Name": "overlay2", "Data": {
-            "LowerDir": ":".join([str(directory / "init")] + list(reversed(record.layer_dirs))),
-            "UpperDir": str(directory / "upper"), "WorkDir": str(directory / "work"),
-            "MergedDir": str(directory / "merged")}},
+        "GraphDriver": {
+            "Name": "overlay2",
+            "Data": {
+                "LowerDir": ":".join([str(directory / "init")] + list(reversed(record.layer_dirs))),
+                "UpperDir": str(directory / "upper"),
+                "WorkDir": str(directory / "work"),
+                "MergedDir": str(directory / "merged"),
+            },
+        },
         "Mounts": record.extra.get("mounts", []),
         "Config": {
             "Hostname": record.hostname,
@@ -203,6 +219,7 @@ def _matches(record: store.Record, st: state.State, filters: dict[str, list[str]
 
 def _is_ancestor(value: str, record: store.Record) -> bool:
     from runtime import images
+
     if value == record.image_ref:
         return True
     try:
@@ -211,8 +228,9 @@ def _is_ancestor(value: str, record: store.Record) -> bool:
         return False
 
 
-def list_containers(all: bool = False, filters: dict[str, list[str]] | None = None
-                    ) -> list[tuple[store.Record, state.State]]:
+def list_containers(
+    all: bool = False, filters: dict[str, list[str]] | None = None
+) -> list[tuple[store.Record, state.State]]:
     """Containers newest first; only running ones unless ``all``."""
     rows = []
     for cid in store.ids():
@@ -220,9 +238,12 @@ def list_containers(all: bool = False, filters: dict[str, list[str]] | None = No
             record = store.load(cid)
             st = reconcile(cid)
         except (NotFound, FileNotFoundError):
-            continue   # removed while we looked
-        if not all and st.status not in (state.RUNNING, state.PAUSED, state.RESTARTING) \
-                and not (filters and "status" in filters):
+            continue  # removed while we looked
+        if (
+            not all
+            and st.status not in (state.RUNNING, state.PAUSED, state.RESTARTING)
+            and not (filters and "status" in filters)
+        ):
             continue
         if filters and not _matches(record, st, filters):
             continue
@@ -259,8 +280,7 @@ def top(ref: str, ps_args: list[str] | None = None) -> tuple[list[str], list[lis
     pids = set(cgroups.open_cgroup(cid).pids())
     args = ps_args or ["-ef"]
     # -ww: ps otherwise cuts commands at 80 columns whenever it finds a terminal width.
-    output = subprocess.run(["ps", *args, "-ww"], capture_output=True, text=True,
-                            check=False)
+    output = subprocess.run(["ps", *args, "-ww"], capture_output=True, text=True, check=False)
     if output.returncode != 0:
         raise InvalidSpec(f"ps: {output.stderr.strip()}")
     lines = output.stdout.splitlines()
@@ -322,10 +342,21 @@ def sample(ref: str) -> Sample:
     rx, tx = _net_io(st.pid)
     limit = stats.memory_limit
     host_memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return Sample(cid, record.name, time.time(), stats.cpu_total_ns, _system_cpu_ns(),
-                  os.cpu_count() or 1, max(0, stats.memory_usage - stats.memory_cache),
-                  min(limit, host_memory) if limit else host_memory, rx, tx,
-                  stats.blkio_read_bytes, stats.blkio_write_bytes, stats.pids_current)
+    return Sample(
+        cid,
+        record.name,
+        time.time(),
+        stats.cpu_total_ns,
+        _system_cpu_ns(),
+        os.cpu_count() or 1,
+        max(0, stats.memory_usage - stats.memory_cache),
+        min(limit, host_memory) if limit else host_memory,
+        rx,
+        tx,
+        stats.blkio_read_bytes,
+        stats.blkio_write_bytes,
+        stats.pids_current,
+    )
 
 
 def cpu_percent(before: Sample, after: Sample) -> float:
@@ -337,12 +368,17 @@ def cpu_percent(before: Sample, after: Sample) -> float:
     return cpu_delta / system_delta * after.online_cpus * 100.0
 
 
-def logs(ref: str, tail: int | None = None, since: float | None = None,
-         until: float | None = None, follow: bool = False) -> Iterator[json_logs.Entry]:
+def logs(
+    ref: str,
+    tail: int | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    follow: bool = False,
+) -> Iterator[json_logs.Entry]:
     cid = store.resolve(ref)
     record = store.load(cid)
     if record.spec.log_driver == "none":
-        raise InvalidSpec('configured logging driver does not support reading')
+        raise InvalidSpec("configured logging driver does not support reading")
     directory = paths.container(cid)
 
     def running() -> bool:

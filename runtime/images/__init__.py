@@ -34,6 +34,7 @@ def __getattr__(name: str) -> Any:
         return importlib.import_module(f"runtime.images.{name}")
     raise AttributeError(f"module 'runtime.images' has no attribute {name!r}")
 
+
 __all__ = [
     "Image",
     "resolve",
@@ -178,8 +179,12 @@ def _tag_reference(reference: str) -> references.Reference:
 
 
 def import_tar(
-    source: BinaryIO, reference: str | None = None, changes: Sequence[str] = (), message: str = "",
-    *, trusted: bool = False,
+    source: BinaryIO,
+    reference: str | None = None,
+    changes: Sequence[str] = (),
+    message: str = "",
+    *,
+    trusted: bool = False,
 ) -> Image:
     """``docker import``: one layer from a rootfs tarball (plain, gzip, bzip2 or xz).
 

@@ -48,8 +48,14 @@ def changes(upper: Path, lowers: Sequence[Path], exclude: Collection[str] = ()) 
     return found
 
 
-def _walk(root: str, rel: str, lowers: list[str], skip: set[str], found: list[Change],
-          changed_dirs: set[str]) -> None:
+def _walk(
+    root: str,
+    rel: str,
+    lowers: list[str],
+    skip: set[str],
+    found: list[Change],
+    changed_dirs: set[str],
+) -> None:
     for name in sorted(os.listdir(os.path.join(root, rel) if rel else root)):
         relname = f"{rel}/{name}" if rel else name
         if relname in skip:
@@ -96,5 +102,4 @@ def _deleted(path: str, st: os.stat_result) -> bool:
 
 def _same_dir(a: os.stat_result, b: os.stat_result) -> bool:
     # moby's sameFsTime: equal seconds and equal nanoseconds, or one side has none.
-    return (a.st_size == b.st_size and a.st_mode == b.st_mode
-            and a.st_mtime_ns == b.st_mtime_ns)
+    return a.st_size == b.st_size and a.st_mode == b.st_mode and a.st_mtime_ns == b.st_mtime_ns

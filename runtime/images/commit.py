@@ -50,8 +50,12 @@ class _Parent:
         chains = [Path(d).parent.name for d in record.layer_dirs]
         self._diff_ids = [store.layer("sha256:" + chain).diff_id for chain in chains]
         # One anonymous history row per inherited layer keeps history's sizes aligned.
-        self.config: dict[str, Any] = {"config": dict(record.image_config), "history": [
-            {"created_by": "", "comment": "inherited from a deleted image"} for _ in chains]}
+        self.config: dict[str, Any] = {
+            "config": dict(record.image_config),
+            "history": [
+                {"created_by": "", "comment": "inherited from a deleted image"} for _ in chains
+            ],
+        }
 
     def diff_ids(self) -> list[str]:
         return list(self._diff_ids)
@@ -117,8 +121,9 @@ def commit(
         parent = _Parent(record)
     base = container_config(record)
     with _quiesced(cid, pause) as stable:
-        layer = layers.commit_layer(record.directory / "upper", _top_chain(parent),
-                                    engine_targets(record), stable=stable)
+        layer = layers.commit_layer(
+            record.directory / "upper", _top_chain(parent), engine_targets(record), stable=stable
+        )
     cmd = base.get("Cmd") or []
     entry: dict[str, Any] = {"created": config.now(), "created_by": " ".join(cmd)}
     if author:
@@ -127,8 +132,16 @@ def commit(
         entry["comment"] = message
     extra = {"container": cid, "container_config": dict(base, Hostname=record.hostname)}
     return layers.create_image(
-        parent, [layer], container_config=base, changes=changes_, history=[entry],
-        reference=reference, comment=message, author=author, extra=extra)
+        parent,
+        [layer],
+        container_config=base,
+        changes=changes_,
+        history=[entry],
+        reference=reference,
+        comment=message,
+        author=author,
+        extra=extra,
+    )
 
 
 def _top_chain(parent: images.Image | _Parent) -> str | None:

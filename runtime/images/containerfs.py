@@ -66,24 +66,43 @@ def view(ref: str, *, writable: bool, live: bool = True) -> View:
         return View(ref, st.pid, lowers, "", "", "")
     binds: tuple[tuple[str, str], ...] = ()
     if live:
-        binds = tuple((str(directory / n), f"/etc/{n}") for n in ("hostname", "hosts",
-                                                                  "resolv.conf"))
-        binds += tuple((str(b["source"]), str(b["target"]))
-                       for b in record.extra.get("binds", []) if "source" in b)
+        binds = tuple(
+            (str(directory / n), f"/etc/{n}") for n in ("hostname", "hosts", "resolv.conf")
+        )
+        binds += tuple(
+            (str(b["source"]), str(b["target"]))
+            for b in record.extra.get("binds", [])
+            if "source" in b
+        )
     if writable:
-        return View(ref, 0, lowers, str(directory / "upper"), str(directory / "work"),
-                    str(directory / "merged"), binds)
-    return View(ref, 0, (str(directory / "upper"), *lowers), "", "",
-                str(directory / "merged"), binds)
+        return View(
+            ref,
+            0,
+            lowers,
+            str(directory / "upper"),
+            str(directory / "work"),
+            str(directory / "merged"),
+            binds,
+        )
+    return View(
+        ref, 0, (str(directory / "upper"), *lowers), "", "", str(directory / "merged"), binds
+    )
 
 
-def spawn(v: View, request: dict[str, Any], stdin: int | IO[bytes] | None = None,
-          stdout: int | IO[bytes] | None = subprocess.PIPE) -> subprocess.Popen[bytes]:
+def spawn(
+    v: View,
+    request: dict[str, Any],
+    stdin: int | IO[bytes] | None = None,
+    stdout: int | IO[bytes] | None = subprocess.PIPE,
+) -> subprocess.Popen[bytes]:
     payload = json.dumps({"view": asdict(v), **request})
     try:
-        return subprocess.Popen([sys.executable, "-I", "-c", _BOOT, _PROJECT, payload],
-                                stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                                stdout=stdout, stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            [sys.executable, "-I", "-c", _BOOT, _PROJECT, payload],
+            stdin=stdin if stdin is not None else subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+        )
     except OSError as e:
         raise KernelError.from_oserror("start the container filesystem process", e) from e
 
@@ -106,8 +125,7 @@ def error_of(answer: dict[str, Any]) -> MoorageError:
         return NotFound(message)
     if kind == "invalid":
         return InvalidSpec(message)
-    return KernelError(answer.get("op", "container filesystem"), answer.get("errno", 5),
-                       message)
+    return KernelError(answer.get("op", "container filesystem"), answer.get("errno", 5), message)
 
 
 def stat(v: View, path: str) -> dict[str, Any]:
@@ -159,9 +177,15 @@ def _child(payload: str) -> None:
                 answer(ok=True, exists=False)
                 return
             followed = os.stat(name) if stat_module.S_ISLNK(st.st_mode) else st
-            answer(ok=True, exists=True, dir=stat_module.S_ISDIR(followed.st_mode),
-                   mode=st.st_mode, size=st.st_size, mtime=st.st_mtime,
-                   link=os.readlink(name) if stat_module.S_ISLNK(st.st_mode) else "")
+            answer(
+                ok=True,
+                exists=True,
+                dir=stat_module.S_ISDIR(followed.st_mode),
+                mode=st.st_mode,
+                size=st.st_size,
+                mtime=st.st_mtime,
+                link=os.readlink(name) if stat_module.S_ISLNK(st.st_mode) else "",
+            )
         elif op == "pack":
             follow = request.get("follow", False)
             st = os.stat(name) if follow else os.lstat(name)
@@ -175,8 +199,7 @@ def _child(payload: str) -> None:
             answer(ok=True, dir=is_dir, mode=st.st_mode, size=st.st_size)
             owner = request.get("owner")
             kernel_fs = frozenset(_kernel_devices()) if request["view"]["pid"] else frozenset()
-            opts = packing.Options(owner=tuple(owner) if owner else None,
-                                   skip_devices=kernel_fs)
+            opts = packing.Options(owner=tuple(owner) if owner else None, skip_devices=kernel_fs)
             with packing.open_writer(out) as tf:
                 packing.pack_entry(tf, name, request["arcname"], opts, follow=follow)
         elif op == "unpack":
@@ -189,11 +212,13 @@ def _child(payload: str) -> None:
             os.chdir("/")
             os.umask(0)
             # archive's own unpacker: the hostile-tar checks of import and load.
-            unpacker = archive._Unpacker(whiteouts="keep",
-                                         allow_devices=request.get("allow_devices", False),
-                                         allow_setuid=request.get("allow_setuid", False),
-                                         max_bytes=request.get("max_bytes"),
-                                         max_entries=request.get("max_entries"))
+            unpacker = archive._Unpacker(
+                whiteouts="keep",
+                allow_devices=request.get("allow_devices", False),
+                allow_setuid=request.get("allow_setuid", False),
+                max_bytes=request.get("max_bytes"),
+                max_entries=request.get("max_entries"),
+            )
             try:
                 written = unpacker.run(sys.stdin.buffer)
             except archive._Refused as e:
@@ -206,12 +231,21 @@ def _child(payload: str) -> None:
     except _Fail as e:
         answer(ok=False, kind=e.kind, message=e.message)
     except FileNotFoundError as e:
-        answer(ok=False, kind="notfound", message=f"Could not find the file "
-               f"{request.get('path')} in container {request['view']['name']}",
-               detail=str(e))
+        answer(
+            ok=False,
+            kind="notfound",
+            message=f"Could not find the file "
+            f"{request.get('path')} in container {request['view']['name']}",
+            detail=str(e),
+        )
     except OSError as e:
-        answer(ok=False, kind="kernel", op=f"{request.get('op')} {request.get('path')}",
-               errno=e.errno or errno.EIO, message=e.strerror or str(e))
+        answer(
+            ok=False,
+            kind="kernel",
+            op=f"{request.get('op')} {request.get('path')}",
+            errno=e.errno or errno.EIO,
+            message=e.strerror or str(e),
+        )
     except MoorageError as e:
         answer(ok=False, kind="kernel", message=str(e), errno=getattr(e, "errno", 5))
 
@@ -258,8 +292,11 @@ def _enter(v: View, syscalls: Any) -> None:
     # Parents first; targets resolved inside the rootfs, never created (no side effects).
     for source, target in sorted(v.binds, key=lambda b: b[1].count("/")):
         inside = rootfs._inside(v.merged, target)
-        if os.path.islink(inside) or not os.path.exists(inside) or \
-                os.path.isdir(inside) != os.path.isdir(source):
+        if (
+            os.path.islink(inside)
+            or not os.path.exists(inside)
+            or os.path.isdir(inside) != os.path.isdir(source)
+        ):
             continue
         syscalls.mount(source, inside, None, syscalls.MS_BIND | syscalls.MS_REC)
     os.chroot(v.merged)

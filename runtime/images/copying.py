@@ -93,8 +93,9 @@ def _finish(child: subprocess.Popen[bytes], what: str) -> None:
 # --- out of the container ------------------------------------------------------------
 
 
-def copy_out(ref: str, src: str, dest: str | BinaryIO, *, follow: bool = False,
-             archive_mode: bool = False) -> int:
+def copy_out(
+    ref: str, src: str, dest: str | BinaryIO, *, follow: bool = False, archive_mode: bool = False
+) -> int:
     """Copy ``src`` (a container path) to the host path ``dest``, or as a tar to a stream;
     return the bytes of the tar stream."""
     v = containerfs.view(ref, writable=False)
@@ -137,16 +138,18 @@ def _pack_to(v: containerfs.View, request: dict[str, object], out: BinaryIO) -> 
     return counted.count
 
 
-def _extract_on_host(v: containerfs.View, request: dict[str, object], into: Path,
-                     archive_mode: bool) -> int:
+def _extract_on_host(
+    v: containerfs.View, request: dict[str, object], into: Path, archive_mode: bool
+) -> int:
     child = containerfs.spawn(v, request)
     assert child.stdout is not None
     counted = _Counted(child.stdout)
     try:
         containerfs.read_answer(child.stdout)
         # The container's tar is as hostile as any: chrooted unpacking into ``into``.
-        archive.extract(counted, into, whiteouts="keep", allow_devices=False,
-                        allow_setuid=archive_mode)
+        archive.extract(
+            counted, into, whiteouts="keep", allow_devices=False, allow_setuid=archive_mode
+        )
     except BaseException:
         child.kill()
         child.wait()
@@ -158,8 +161,15 @@ def _extract_on_host(v: containerfs.View, request: dict[str, object], into: Path
 # --- into the container ----------------------------------------------------------------
 
 
-def copy_in(ref: str, src: str | BinaryIO, dest: str, *, follow: bool = False,
-            archive_mode: bool = False, trusted: bool = False) -> int:
+def copy_in(
+    ref: str,
+    src: str | BinaryIO,
+    dest: str,
+    *,
+    follow: bool = False,
+    archive_mode: bool = False,
+    trusted: bool = False,
+) -> int:
     """Copy the host path ``src`` (or a tar stream) to ``dest`` in the container; return
     the bytes of the tar stream sent in. Setuid/setgid bits cross only with
     ``archive_mode`` from a ``trusted`` caller (the CLI, an admin)."""
@@ -170,8 +180,7 @@ def copy_in(ref: str, src: str | BinaryIO, dest: str, *, follow: bool = False,
     with _locked_if_stopped(v, cid):
         info = containerfs.stat(v, dest)
         if isinstance(src, str):
-            return _copy_host_path(v, record, src, dest, info, follow, archive_mode,
-                                   keep_setuid)
+            return _copy_host_path(v, record, src, dest, info, follow, archive_mode, keep_setuid)
         if not info.get("exists"):
             raise NotFound(f"Could not find the file {dest} in container {ref}")
         if not info.get("dir"):
@@ -192,8 +201,7 @@ def _refusal(record: containers_store.Record, into: str) -> str | None:
     return read_only_reason(record.spec, record.extra.get("mounts", []), into)
 
 
-def read_only_reason(spec: ContainerSpec, mounts: list[dict[str, object]],
-                     into: str) -> str | None:
+def read_only_reason(spec: ContainerSpec, mounts: list[dict[str, object]], into: str) -> str | None:
     """Why moby's ``extractToDir`` would refuse to unpack into ``into``, or None: the
     mount ``into`` lies in must be read-write; on no mount, the rootfs must not be
     ``--read-only``. The unpacking child applies it after checking ``into`` exists.
@@ -214,9 +222,16 @@ def read_only_reason(spec: ContainerSpec, mounts: list[dict[str, object]],
     return "container rootfs is marked read-only" if spec.read_only else None
 
 
-def _copy_host_path(v: containerfs.View, record: containers_store.Record, src: str, dest: str,
-                    info: dict[str, object], follow: bool, archive_mode: bool,
-                    keep_setuid: bool) -> int:
+def _copy_host_path(
+    v: containerfs.View,
+    record: containers_store.Record,
+    src: str,
+    dest: str,
+    info: dict[str, object],
+    follow: bool,
+    archive_mode: bool,
+    keep_setuid: bool,
+) -> int:
     try:
         os.stat(src) if follow else os.lstat(src)
     except FileNotFoundError:
@@ -248,13 +263,25 @@ def _copy_host_path(v: containerfs.View, record: containers_store.Record, src: s
     return sent
 
 
-def _unpack_into(v: containerfs.View, record: containers_store.Record, into: str,
-                 produce: Callable[[IO[bytes]], None], keep_setuid: bool) -> None:
-    child = containerfs.spawn(v, {"op": "unpack", "path": into, "allow_setuid": keep_setuid,
-                                  "refuse": _refusal(record, into),
-                                  "max_bytes": archive.byte_limit(record.directory),
-                                  "max_entries": archive.entry_limit()},
-                              stdin=subprocess.PIPE)
+def _unpack_into(
+    v: containerfs.View,
+    record: containers_store.Record,
+    into: str,
+    produce: Callable[[IO[bytes]], None],
+    keep_setuid: bool,
+) -> None:
+    child = containerfs.spawn(
+        v,
+        {
+            "op": "unpack",
+            "path": into,
+            "allow_setuid": keep_setuid,
+            "refuse": _refusal(record, into),
+            "max_bytes": archive.byte_limit(record.directory),
+            "max_entries": archive.entry_limit(),
+        },
+        stdin=subprocess.PIPE,
+    )
     failure: list[BaseException] = []
     stdin = child.stdin
 

@@ -93,8 +93,9 @@ class _Copier:
             return
         os.chmod(dest, stat.S_IMODE(st.st_mode))  # after chown, which clears setuid
         for name in _xattrs(src):
-            os.setxattr(dest, name, os.getxattr(src, name, follow_symlinks=False),
-                        follow_symlinks=False)
+            os.setxattr(
+                dest, name, os.getxattr(src, name, follow_symlinks=False), follow_symlinks=False
+            )
         if stat.S_ISDIR(st.st_mode):
             self.dirs.append((dest, st))
         else:
@@ -104,8 +105,9 @@ class _Copier:
 def _copy_file(src: str, dest: str, size: int) -> int:
     fd_in = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        fd_out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, 0o600)
+        fd_out = os.open(
+            dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
         try:
             copied = 0
             while copied < size:

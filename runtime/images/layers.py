@@ -85,8 +85,11 @@ class _Hashing:
 
 
 def commit_layer(
-    upper_dir: Path, parent_chain: str | None, exclude: Collection[str] = (),
-    *, stable: bool = False,
+    upper_dir: Path,
+    parent_chain: str | None,
+    exclude: Collection[str] = (),
+    *,
+    stable: bool = False,
 ) -> store.Layer:
     """Store the changes in ``upper_dir`` as a layer on top of the chain ``parent_chain``.
 
@@ -110,8 +113,9 @@ def commit_layer(
         return store.add_layer(scratch, parent_chain, allow_devices=True, allow_setuid=True)
 
 
-def _commit_stable(upper_dir: Path, parent_chain: str | None,
-                   exclude: Collection[str]) -> store.Layer:
+def _commit_stable(
+    upper_dir: Path, parent_chain: str | None, exclude: Collection[str]
+) -> store.Layer:
     root = str(upper_dir)
     skip = set(exclude) | packing.excluded_dirs(root, exclude)
     store.ensure_dirs()
@@ -140,12 +144,15 @@ def _commit_stable(upper_dir: Path, parent_chain: str | None,
             try:
                 # A seekable writer, not stream mode: tarfile then writes each 1 MiB
                 # chunk as it comes instead of re-slicing a buffer into 10 KiB records.
-                with tarfile.open(fileobj=hashing, mode="w",  # type: ignore[call-overload]
-                                  format=tarfile.PAX_FORMAT, encoding="utf-8",
-                                  errors="surrogateescape") as tf:
+                with tarfile.open(
+                    fileobj=hashing,
+                    mode="w",  # type: ignore[call-overload]
+                    format=tarfile.PAX_FORMAT,
+                    encoding="utf-8",
+                    errors="surrogateescape",
+                ) as tf:
                     tf.copybufsize = 1 << 20
-                    packing.pack_tree(tf, root,
-                                      packing.Options(oci_whiteouts=True, exclude=skip))
+                    packing.pack_tree(tf, root, packing.Options(oci_whiteouts=True, exclude=skip))
                 diff_id = hashing.diff_id()
             finally:
                 hashing.close()
@@ -187,14 +194,16 @@ def create_image(
 
     target = images._tag_reference(reference) if reference else None
     base = dict(parent.config.get("config") or {}) if parent is not None else {}
-    block = config.apply_changes(container_config if container_config is not None else base,
-                                 changes)
+    block = config.apply_changes(
+        container_config if container_config is not None else base, changes
+    )
     diff_ids = (parent.diff_ids() if parent is not None else []) + [lay.diff_id for lay in layers]
     entries = list(parent.config.get("history") or []) if parent is not None else []
     entries += [dict(h) for h in history]
     created = next((h["created"] for h in reversed(entries) if h.get("created")), config.now())
-    image = images._create(diff_ids, block, entries, created, target, comment,
-                           author=author, extra=extra)
+    image = images._create(
+        diff_ids, block, entries, created, target, comment, author=author, extra=extra
+    )
     if parent is not None and parent.id:
         set_parent(image.id, parent.id)
     return images.resolve(image.id)
@@ -245,6 +254,11 @@ def forget(image_id: str) -> None:
 
 
 __all__ = [
-    "write_changes_tar", "commit_layer", "create_image", "set_parent", "parent_of",
-    "children_of", "forget",
+    "write_changes_tar",
+    "commit_layer",
+    "create_image",
+    "set_parent",
+    "parent_of",
+    "children_of",
+    "forget",
 ]

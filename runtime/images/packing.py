@@ -36,8 +36,13 @@ class Options:
 
 
 def open_writer(out: BinaryIO) -> tarfile.TarFile:
-    return tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8",
-                        errors="surrogateescape")
+    return tarfile.open(
+        fileobj=out,
+        mode="w|",
+        format=tarfile.PAX_FORMAT,
+        encoding="utf-8",
+        errors="surrogateescape",
+    )
 
 
 def pack_tree(tf: tarfile.TarFile, root: str, opts: Options) -> None:
@@ -45,8 +50,9 @@ def pack_tree(tf: tarfile.TarFile, root: str, opts: Options) -> None:
     _pack_children(tf, root, "", "", opts)
 
 
-def pack_entry(tf: tarfile.TarFile, path: str, arcname: str, opts: Options,
-               follow: bool = False) -> None:
+def pack_entry(
+    tf: tarfile.TarFile, path: str, arcname: str, opts: Options, follow: bool = False
+) -> None:
     """Add ``path`` as ``arcname`` (and, for a directory, everything below it).
 
     ``arcname`` '' means: a directory's children go at the top of the archive.
@@ -87,13 +93,15 @@ def _pack_children(tf: tarfile.TarFile, real: str, arc: str, rel: str, opts: Opt
         if opts.oci_whiteouts and stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
             tf.addfile(_marker(f"{arc}{WHITEOUT}{name}", st, opts))
             continue
-        if _add(tf, path, arcname, st, opts) and stat.S_ISDIR(st.st_mode) and \
-                st.st_dev not in opts.skip_devices:
+        if (
+            _add(tf, path, arcname, st, opts)
+            and stat.S_ISDIR(st.st_mode)
+            and st.st_dev not in opts.skip_devices
+        ):
             _pack_children(tf, path, arcname + "/", relname + "/", opts)
 
 
-def _add(tf: tarfile.TarFile, path: str, arcname: str, st: os.stat_result,
-         opts: Options) -> bool:
+def _add(tf: tarfile.TarFile, path: str, arcname: str, st: os.stat_result, opts: Options) -> bool:
     if stat.S_ISSOCK(st.st_mode):
         return False
     info = tf.gettarinfo(path, arcname)
@@ -126,7 +134,8 @@ def _xattrs(path: str) -> dict[str, str]:
     # the rest describe this host (overlay bookkeeping, LSM labels).
     return {
         f"SCHILY.xattr.{name}": os.getxattr(path, name, follow_symlinks=False).decode(
-            "utf-8", "surrogateescape")
+            "utf-8", "surrogateescape"
+        )
         for name in sorted(names)
         if name.startswith("user.") or name == "security.capability"
     }

@@ -48,9 +48,11 @@ def _short(image_id: str) -> str:
 
 def _users(image_id: str) -> list[tuple[str, bool]]:
     """(container id, running) for every container made from ``image_id``."""
-    return [(cid, st.status in state.ACTIVE)
-            for cid, record, st in containers_store.records_and_states()
-            if record.image_id == image_id]
+    return [
+        (cid, st.status in state.ACTIVE)
+        for cid, record, st in containers_store.records_and_states()
+        if record.image_id == image_id
+    ]
 
 
 def _refs(image_id: str) -> list[str]:
@@ -60,7 +62,7 @@ def _refs(image_id: str) -> list[str]:
 def _is_id(ref: str, image_id: str) -> bool:
     """Whether ``ref`` named the image by id (prefix) rather than by a tag."""
     match = _HEXPREFIX.fullmatch(ref)
-    if match is None or not image_id[len("sha256:"):].startswith(match[1]):
+    if match is None or not image_id[len("sha256:") :].startswith(match[1]):
         return False
     try:
         return references.key(references.parse(ref)) not in references.tags()
@@ -82,7 +84,9 @@ def remove(ref: str, force: bool = False, prune: bool = True) -> list[Record]:
                 raise ImageConflict(
                     f'conflict: unable to remove repository reference "{shown}" (must force)'
                     f" - container {cid[:12]} is using its referenced image "
-                    f"{_short(image.id)}", used=True)
+                    f"{_short(image.id)}",
+                    used=True,
+                )
         if references.remove_tag(parsed) is not None:
             records.append(Record("Untagged", references.familiar(parsed)))
         if _refs(image.id):
@@ -103,31 +107,38 @@ def _check(image_id: str, *, hard: bool, soft: bool, stopped: bool | None = None
     short = _short(image_id)
     users = _users(image_id)
     if hard and layers.children_of(image_id):
-        raise ImageConflict(f"conflict: unable to delete {short} (cannot be forced) - "
-                            "image has dependent child images")
+        raise ImageConflict(
+            f"conflict: unable to delete {short} (cannot be forced) - "
+            "image has dependent child images"
+        )
     if hard:
         for cid, running in users:
             if running:
-                raise ImageConflict(f"conflict: unable to delete {short} (cannot be forced) - "
-                                    f"image is being used by running container {cid[:12]}",
-                                    used=True)
+                raise ImageConflict(
+                    f"conflict: unable to delete {short} (cannot be forced) - "
+                    f"image is being used by running container {cid[:12]}",
+                    used=True,
+                )
     if soft and _refs(image_id):
-        raise ImageConflict(f"conflict: unable to delete {short} (must be forced) - "
-                            "image is referenced in multiple repositories")
+        raise ImageConflict(
+            f"conflict: unable to delete {short} (must be forced) - "
+            "image is referenced in multiple repositories"
+        )
     if stopped:
         for cid, running in users:
             if not running:
-                raise ImageConflict(f"conflict: unable to delete {short} (must be forced) - "
-                                    f"image is being used by stopped container {cid[:12]}",
-                                    used=True)
+                raise ImageConflict(
+                    f"conflict: unable to delete {short} (must be forced) - "
+                    f"image is being used by stopped container {cid[:12]}",
+                    used=True,
+                )
 
 
 def _dangling(image_id: str) -> bool:
     return not _refs(image_id) and not layers.children_of(image_id)
 
 
-def _delete(image_id: str, records: list[Record], force: bool, prune: bool,
-            quiet: bool) -> None:
+def _delete(image_id: str, records: list[Record], force: bool, prune: bool, quiet: bool) -> None:
     try:
         _check(image_id, hard=True, soft=not force)
     except ImageConflict as conflict:
@@ -202,13 +213,12 @@ def prune(all: bool = False) -> tuple[list[Record], int]:
         if not (all and progress):
             break
     # Layers whose image went with ``rmi -f`` while a container sat on them.
-    used = {chain for image_id in store.image_ids()
-            for chain in images.resolve(image_id).chain_ids()}
+    used = {
+        chain for image_id in store.image_ids() for chain in images.resolve(image_id).chain_ids()
+    }
     for chain in sorted(layer_sizes(), reverse=True):
         if chain not in used and not _container_layer(chain) and store.has_layer(chain):
             store.remove_layer(chain)
             records.append(Record("Deleted", chain))
-    freed = sum(size for chain, size in before.items()
-                if Record("Deleted", chain) in records)
+    freed = sum(size for chain, size in before.items() if Record("Deleted", chain) in records)
     return records, freed
-

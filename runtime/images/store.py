@@ -258,8 +258,9 @@ def add_layer(
     return layer(chain_id)
 
 
-def add_layer_file(tar: Path, parent: str | None, *, allow_devices: bool, allow_setuid: bool,
-                   diff_id: str) -> Layer:
+def add_layer_file(
+    tar: Path, parent: str | None, *, allow_devices: bool, allow_setuid: bool, diff_id: str
+) -> Layer:
     """``add_layer`` of an uncompressed tar that is already a file, whose sha256 the
     caller computed as it wrote it (``diff_id``; pull hashes each blob as it arrives).
 
@@ -271,8 +272,13 @@ def add_layer_file(tar: Path, parent: str | None, *, allow_devices: bool, allow_
     with _staging() as staging:
         os.link(tar, staging / LAYER_TAR)
         os.chmod(staging / LAYER_TAR, 0o600)
-        size = archive.extract(staging / LAYER_TAR, staging / "diff", whiteouts="overlay",
-                               allow_devices=allow_devices, allow_setuid=allow_setuid)
+        size = archive.extract(
+            staging / LAYER_TAR,
+            staging / "diff",
+            whiteouts="overlay",
+            allow_devices=allow_devices,
+            allow_setuid=allow_setuid,
+        )
         chain_id = _register(staging, diff_id, parent, size)
     return layer(chain_id)
 

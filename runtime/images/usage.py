@@ -48,11 +48,15 @@ def history(ref: str) -> list[HistoryRow]:
             except NotFound:
                 size = 0
             layer_counter += 1
-        rows.insert(0, {
-            "created": config.timestamp_ns(entry.get("created", "")) // 1_000_000_000,
-            "created_by": entry.get("created_by", ""), "size": size,
-            "comment": entry.get("comment", ""),
-        })
+        rows.insert(
+            0,
+            {
+                "created": config.timestamp_ns(entry.get("created", "")) // 1_000_000_000,
+                "created_by": entry.get("created_by", ""),
+                "size": size,
+                "comment": entry.get("comment", ""),
+            },
+        )
     table = references.tags()
     ids: list[str] = []
     current = image.id
@@ -61,9 +65,14 @@ def history(ref: str) -> list[HistoryRow]:
         current = layers.parent_of(current)
         if current and current not in store.image_ids():
             break
-    return [HistoryRow(id=ids[i] if i < len(ids) else MISSING,
-                       tags=references.tags_of(ids[i], table) if i < len(ids) else (), **row)
-            for i, row in enumerate(rows)]
+    return [
+        HistoryRow(
+            id=ids[i] if i < len(ids) else MISSING,
+            tags=references.tags_of(ids[i], table) if i < len(ids) else (),
+            **row,
+        )
+        for i, row in enumerate(rows)
+    ]
 
 
 # --- system df -----------------------------------------------------------------------
@@ -126,9 +135,11 @@ def disk_usage() -> DiskUsage:
     containers = []
     for cid, record, st in containers_store.records_and_states():
         mounts = [m for m in record.extra.get("mounts", []) if m.get("Type") == "volume"]
-        containers.append(ContainerUsage(record, st.status,
-                                         dir_size(str(paths.container(cid) / "upper")),
-                                         len(mounts), st))
+        containers.append(
+            ContainerUsage(
+                record, st.status, dir_size(str(paths.container(cid) / "upper")), len(mounts), st
+            )
+        )
     all_images = images.list_images(all=True)
     layer_users: dict[str, int] = {}
     for image in all_images:
@@ -156,5 +167,7 @@ def _volumes() -> list[VolumeUsage]:
     except ImportError:  # the volume store is optional to this report
         return []
     users = volumes_store.usage()
-    return [VolumeUsage(v.name, len(users.get(v.name, [])), dir_size(str(v.mountpoint)))
-            for v in volumes_store.list_volumes()]
+    return [
+        VolumeUsage(v.name, len(users.get(v.name, [])), dir_size(str(v.mountpoint)))
+        for v in volumes_store.list_volumes()
+    ]

@@ -49,9 +49,9 @@ class Plugged:
     """What ``plug`` set up for one run of a container; ``unplug`` undoes all of it."""
 
     services: list[Service] = field(default_factory=list)
-    record: Record | None = None     # set once endpoints (may) exist
-    pid: int = 0                     # the container's init
-    dns: bool = False                # the embedded DNS server is among the services
+    record: Record | None = None  # set once endpoints (may) exist
+    pid: int = 0  # the container's init
+    dns: bool = False  # the embedded DNS server is among the services
 
     def refresh(self) -> list[Service]:
         """After a live ``network connect``: the services that must start now (the DNS
@@ -59,6 +59,7 @@ class Plugged:
         if self.record is None or self.dns:
             return []
         from runtime.network import endpoints
+
         live = endpoints.live(self.record.id)
         dns = _optional("dns") if any(e.user_defined for e in live) else None
         if dns is None:
@@ -76,6 +77,7 @@ class Plugged:
         if record is None:
             return
         from runtime.network import wiring
+
         try:
             ports = _optional("ports")
             if ports is not None:
@@ -102,10 +104,11 @@ def plug(record: Record, pid: int) -> Plugged:
     network) the embedded DNS server start. On failure everything made is undone.
     """
     from runtime.network import endpoints, sandbox, wiring
+
     if sandbox.mode_kind(record.spec.network_mode) != "network":
         return Plugged()
     if not endpoints.load_config(record.id).attachments:
-        return Plugged(record=record, pid=pid)   # a later `network connect` may add some
+        return Plugged(record=record, pid=pid)  # a later `network connect` may add some
     live = wiring.plug_all(record, pid)
     plugged = Plugged(record=record, pid=pid)
     try:

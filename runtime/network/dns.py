@@ -43,14 +43,14 @@ if TYPE_CHECKING:
 
 ADDRESS = "127.0.0.11"
 PORT = 53
-TTL = 600                # what Docker's resolver gives its records
-TRY_TIMEOUT = 2.0        # seconds per upstream try
-TRIES = 2                # tries in all, round the upstream list: SERVFAIL within 4 s
+TTL = 600  # what Docker's resolver gives its records
+TRY_TIMEOUT = 2.0  # seconds per upstream try
+TRIES = 2  # tries in all, round the upstream list: SERVFAIL within 4 s
 MAX_PENDING = 256
 MAX_TCP_CLIENTS = 64
 MAX_TCP_BUFFER = 128 * 1024
-IP_FREEBIND = 15         # <linux/in.h>; Python 3.11 does not name it
-FALLBACK_SERVERS = ("8.8.8.8", "8.8.4.4")   # Docker's, when the host has none usable
+IP_FREEBIND = 15  # <linux/in.h>; Python 3.11 does not name it
+FALLBACK_SERVERS = ("8.8.8.8", "8.8.4.4")  # Docker's, when the host has none usable
 
 IN, OUT, ERR, HUP = select.EPOLLIN, select.EPOLLOUT, select.EPOLLERR, select.EPOLLHUP
 
@@ -75,8 +75,9 @@ def answer(query: DNSRecord, directory: Directory) -> DNSRecord | None:
         if target is None or target not in directory.reverse:
             return None
         reply = query.reply()
-        reply.add_answer(RR(question.qname, QTYPE.PTR, rdata=PTR(directory.reverse[target] + "."),
-                            ttl=TTL))
+        reply.add_answer(
+            RR(question.qname, QTYPE.PTR, rdata=PTR(directory.reverse[target] + "."), ttl=TTL)
+        )
         return reply
     addresses = directory.names.get(name)
     if addresses is None:
@@ -85,8 +86,14 @@ def answer(query: DNSRecord, directory: Directory) -> DNSRecord | None:
     for ip in addresses:
         v6 = ":" in ip
         if question.qtype == QTYPE.ANY or question.qtype == (QTYPE.AAAA if v6 else QTYPE.A):
-            reply.add_answer(RR(question.qname, QTYPE.AAAA if v6 else QTYPE.A,
-                                rdata=AAAA(ip) if v6 else A(ip), ttl=TTL))
+            reply.add_answer(
+                RR(
+                    question.qname,
+                    QTYPE.AAAA if v6 else QTYPE.A,
+                    rdata=AAAA(ip) if v6 else A(ip),
+                    ttl=TTL,
+                )
+            )
     # Other types of a container's name (AAAA without IPv6, MX ...) get an empty NOERROR:
     # forwarding them would only wait on the outside world for a name it cannot know.
     return reply
@@ -133,12 +140,16 @@ def directory_for(cid: str) -> Directory:
             try:
                 record = containers.load(other)
             except NotFound:
-                continue   # removed while we looked
+                continue  # removed while we looked
             for endpoint in endpoints_module.endpoints_of(other):
                 if endpoint.network_id != mine.network_id:
                     continue
-                keys = [record.name, record.id[:12], *endpoint.aliases,
-                        f"{record.name}.{endpoint.network_name}"]
+                keys = [
+                    record.name,
+                    record.id[:12],
+                    *endpoint.aliases,
+                    f"{record.name}.{endpoint.network_name}",
+                ]
                 ips = [endpoint.ip] + ([endpoint.ip6] if endpoint.ip6 else [])
                 for key in keys:
                     found = names.setdefault(key.lower(), [])
@@ -182,8 +193,8 @@ def serve(record: Record, pid: int, endpoints: Sequence[Any] = ()) -> list[Servi
 
 @dataclass
 class _Pending:
-    query: DNSRecord          # as the client sent it (its id restored in the reply)
-    wire: bytes               # as sent upstream, with our id
+    query: DNSRecord  # as the client sent it (its id restored in the reply)
+    wire: bytes  # as sent upstream, with our id
     reply_to: Callable[[bytes], None]
     tries: int
     deadline: float
@@ -192,9 +203,17 @@ class _Pending:
 class Resolver:
     """The 127.0.0.11 server of one container (a monitor Service)."""
 
-    def __init__(self, directory: Callable[[], Directory], servers: list[str], *,
-                 pid: int | None = None, address: str = ADDRESS, port: int = PORT,
-                 upstream_port: int = 53, try_timeout: float = TRY_TIMEOUT) -> None:
+    def __init__(
+        self,
+        directory: Callable[[], Directory],
+        servers: list[str],
+        *,
+        pid: int | None = None,
+        address: str = ADDRESS,
+        port: int = PORT,
+        upstream_port: int = 53,
+        try_timeout: float = TRY_TIMEOUT,
+    ) -> None:
         """Listen on ``address:port`` in the network namespace of ``pid`` (this one when
         None); forward to ``servers`` on ``upstream_port`` from this namespace."""
         self.directory = directory
@@ -235,8 +254,7 @@ class Resolver:
             sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
             sock.bind((address, port))
         except OSError as e:
-            raise KernelError.from_oserror(f"listen on {address}:{port} in the container", e) \
-                from e
+            raise KernelError.from_oserror(f"listen on {address}:{port} in the container", e) from e
         sock.setblocking(False)
         return sock
 
@@ -252,7 +270,7 @@ class Resolver:
                 try:
                     handler(events)
                 except OSError:
-                    pass   # one client's socket failing must not stop the container's monitor
+                    pass  # one client's socket failing must not stop the container's monitor
 
     def close(self) -> None:
         for client in list(self._tcp.values()):
@@ -278,14 +296,15 @@ class Resolver:
                 try:
                     self.udp.sendto(wire, client)
                 except OSError:
-                    pass   # the client went away; it will ask again
+                    pass  # the client went away; it will ask again
+
             self.handle(data, reply)
 
     def handle(self, data: bytes, reply_to: Callable[[bytes], None]) -> None:
         try:
             query = DNSRecord.parse(data)
         except (DNSError, ValueError, IndexError, struct.error):
-            return   # not DNS: ignore it, as a resolver does
+            return  # not DNS: ignore it, as a resolver does
         if query.header.qr:
             return
         try:
@@ -315,7 +334,7 @@ class Resolver:
         try:
             self.upstream.sendto(pending.wire, (server, self.upstream_port))
         except OSError:
-            pending.deadline = time.monotonic()   # unreachable now: try the next one
+            pending.deadline = time.monotonic()  # unreachable now: try the next one
         self._arm()
 
     def _on_upstream(self, _events: int) -> None:
@@ -325,13 +344,13 @@ class Resolver:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
-                continue   # ICMP refusal: that try's deadline moves on to the next
+                continue  # ICMP refusal: that try's deadline moves on to the next
             if len(data) < 12 or sender[0] not in self.servers:
                 continue
             (their_id,) = struct.unpack("!H", data[:2])
             pending = self._pending.pop(their_id, None)
             if pending is None:
-                continue   # late, duplicate or forged
+                continue  # late, duplicate or forged
             pending.reply_to(struct.pack("!H", pending.query.header.id) + data[2:])
         self._arm()
 
@@ -413,7 +432,7 @@ class _TcpClient:
                 self.close()
                 return
             if data == b"" or len(self.inbox) > MAX_TCP_BUFFER:
-                self.close()   # the client is done (or flooding): pending answers drop
+                self.close()  # the client is done (or flooding): pending answers drop
                 return
             if data:
                 self.inbox += data
@@ -426,8 +445,8 @@ class _TcpClient:
             (size,) = struct.unpack("!H", self.inbox[:2])
             if len(self.inbox) < 2 + size:
                 return
-            message = bytes(self.inbox[2:2 + size])
-            del self.inbox[:2 + size]
+            message = bytes(self.inbox[2 : 2 + size])
+            del self.inbox[: 2 + size]
             self.resolver.handle(message, self.send)
 
     def send(self, wire: bytes) -> None:

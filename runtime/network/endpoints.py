@@ -26,16 +26,16 @@ from runtime.state import flocked, read_json, write_json
 class Attachment:
     network_id: str
     aliases: tuple[str, ...] = ()
-    ipv4_address: str = ""      # --ip, empty: any
-    mac_address: str = ""       # --mac-address, empty: 02:42 + the address
-    network_name: str = ""      # at attach time: what "network X not found" names
-    ipv6_address: str = ""      # --ip6, empty: any (on a network with IPv6)
+    ipv4_address: str = ""  # --ip, empty: any
+    mac_address: str = ""  # --mac-address, empty: 02:42 + the address
+    network_name: str = ""  # at attach time: what "network X not found" names
+    ipv6_address: str = ""  # --ip6, empty: any (on a network with IPv6)
 
 
 @dataclass(frozen=True)
 class Link:
-    target: str                 # container id
-    name: str                   # its name when linked
+    target: str  # container id
+    name: str  # its name when linked
     alias: str
 
 
@@ -45,17 +45,27 @@ class NetworkConfig:
     links: list[Link] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"attachments": [asdict(a) for a in self.attachments],
-                "links": [asdict(link) for link in self.links]}
+        return {
+            "attachments": [asdict(a) for a in self.attachments],
+            "links": [asdict(link) for link in self.links],
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NetworkConfig:
         return cls(
-            attachments=[Attachment(a["network_id"], tuple(a.get("aliases") or ()),
-                                    a.get("ipv4_address", ""), a.get("mac_address", ""),
-                                    a.get("network_name", ""), a.get("ipv6_address", ""))
-                         for a in data.get("attachments", [])],
-            links=[Link(**link) for link in data.get("links", [])])
+            attachments=[
+                Attachment(
+                    a["network_id"],
+                    tuple(a.get("aliases") or ()),
+                    a.get("ipv4_address", ""),
+                    a.get("mac_address", ""),
+                    a.get("network_name", ""),
+                    a.get("ipv6_address", ""),
+                )
+                for a in data.get("attachments", [])
+            ],
+            links=[Link(**link) for link in data.get("links", [])],
+        )
 
 
 @dataclass(frozen=True)
@@ -69,11 +79,11 @@ class Endpoint:
     mac: str
     aliases: tuple[str, ...]
     user_defined: bool
-    ifname: str                 # inside the container: eth0, eth1 ...
-    veth: str                   # host side
-    requested_ip: str = ""      # the --ip it was asked for, for IPAMConfig
-    requested_ip6: str = ""     # the --ip6
-    ip6: str = ""               # on a network with IPv6
+    ifname: str  # inside the container: eth0, eth1 ...
+    veth: str  # host side
+    requested_ip: str = ""  # the --ip it was asked for, for IPAMConfig
+    requested_ip6: str = ""  # the --ip6
+    ip6: str = ""  # on a network with IPv6
     prefixlen6: int = 0
     gateway6: str = ""
 
@@ -123,7 +133,7 @@ def all_attachments() -> Iterator[tuple[str, list[Attachment]]]:
             try:
                 yield entry.name, load_config(entry.name).attachments
             except (OSError, ValueError, KeyError):
-                continue   # being removed or written right now
+                continue  # being removed or written right now
 
 
 def live(cid: str) -> list[Endpoint]:

@@ -19,6 +19,7 @@ from runtime.network import endpoints, ipam, links, nat, store
 def _running() -> set[str]:
     from runtime.containers import store as containers
     from runtime.containers.recovery import reconcile
+
     running = set()
     for cid in containers.ids():
         try:
@@ -31,8 +32,7 @@ def _running() -> set[str]:
 
 def collect() -> dict[str, list[str]]:
     """Remove networking orphans; returns what went, by kind."""
-    found: dict[str, list[str]] = {"veths": [], "bridges": [], "allocations": [],
-                                   "rules": []}
+    found: dict[str, list[str]] = {"veths": [], "bridges": [], "allocations": [], "rules": []}
     running = _running()
     owned = {e.veth for cid in running for e in endpoints.live(cid)}
     networks = store.list_networks()
@@ -47,6 +47,7 @@ def collect() -> dict[str, list[str]]:
         elif name not in owned and links.delete(name):
             found["veths"].append(name)
     from runtime.containers import store as containers
+
     for cid in containers.ids():
         if cid not in running and endpoints.live(cid):
             endpoints.save_live(cid, [])
@@ -54,6 +55,7 @@ def collect() -> dict[str, list[str]]:
         if network.subnet:
             found["allocations"] += ipam.release_unless(network, running)
     from runtime.network import ports
+
     found["rules"] += [f"DNAT chain {chain}" for chain in ports.gc(running)]
     if found["bridges"] or nat.present():
         with store.locked():
@@ -74,6 +76,7 @@ def remove_everything() -> list[str]:
     if nat.remove():
         gone.append(nat.table())
     from runtime.network import ports
+
     if nat.remove(ports.table()):
         gone.append(ports.table())
     return gone

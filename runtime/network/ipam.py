@@ -33,6 +33,7 @@ def _taken(network: Network) -> set[str]:
     except FileNotFoundError:
         pass
     from runtime.state import read_json
+
     with locked():
         _dir(network).mkdir(exist_ok=True)
         legacy = network.directory / "ipam.json"
@@ -49,8 +50,9 @@ def _taken(network: Network) -> set[str]:
 def _claim(network: Network, address: str, cid: str) -> bool:
     """Take ``address`` for ``cid``; False if somebody holds it."""
     try:
-        fd = os.open(_dir(network) / address, os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                     | os.O_CLOEXEC, 0o644)
+        fd = os.open(
+            _dir(network) / address, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
+        )
     except FileExistsError:
         return False
     try:
@@ -82,26 +84,31 @@ def check_requested(network: Network, address: str, version: int = 4) -> None:
     """Refuse an ``--ip`` (``--ip6`` with ``version`` 6) that this network cannot give,
     before anything is made."""
     if not network.user_defined:
-        raise InvalidSpec("user specified IP address is supported on user defined networks "
-                          "only")
+        raise InvalidSpec("user specified IP address is supported on user defined networks only")
     try:
         ip = (ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address)(address)
     except ValueError:
         raise InvalidSpec(f"invalid IPv{version} address: {address}") from None
     pool = network.subnet if version == 4 else network.subnet6
     if not pool:
-        raise InvalidSpec(f"invalid address {address}: network {network.name} has no IPv6 "
-                          "subnet (create it with --ipv6 --subnet <IPv6 CIDR>)")
+        raise InvalidSpec(
+            f"invalid address {address}: network {network.name} has no IPv6 "
+            "subnet (create it with --ipv6 --subnet <IPv6 CIDR>)"
+        )
     subnet = ipaddress.ip_network(pool)
-    reserved = {subnet.network_address, subnet.broadcast_address} if version == 4 else {
-        subnet.network_address}
+    reserved = (
+        {subnet.network_address, subnet.broadcast_address}
+        if version == 4
+        else {subnet.network_address}
+    )
     if ip not in subnet or ip in reserved:
-        raise InvalidSpec(f"invalid address {address}: it does not belong to any of this "
-                          f"network's subnets ({pool})")
+        raise InvalidSpec(
+            f"invalid address {address}: it does not belong to any of this "
+            f"network's subnets ({pool})"
+        )
     gateway = network.gateway if version == 4 else network.gateway6
     if gateway and ip == ipaddress.ip_address(gateway):
-        raise InvalidSpec(f"invalid address {address}: it is the gateway of network "
-                          f"{network.name}")
+        raise InvalidSpec(f"invalid address {address}: it is the gateway of network {network.name}")
 
 
 def allocate(network: Network, cid: str, requested: str = "") -> str:
@@ -112,8 +119,7 @@ def allocate(network: Network, cid: str, requested: str = "") -> str:
         return _claim_requested(network, requested, cid)
     subnet = ipaddress.ip_network(network.subnet)
     skip = {str(subnet.network_address), str(subnet.broadcast_address), network.gateway}
-    return _first_free(network, network.ip_range or network.subnet, skip | taken, cid,
-                       "IPv4")
+    return _first_free(network, network.ip_range or network.subnet, skip | taken, cid, "IPv4")
 
 
 def allocate6(network: Network, cid: str, requested: str = "") -> str:
@@ -122,16 +128,17 @@ def allocate6(network: Network, cid: str, requested: str = "") -> str:
     if requested:
         check_requested(network, requested, 6)
         return _claim_requested(network, str(ipaddress.IPv6Address(requested)), cid)
-    return _first_free(network, network.subnet6, {network.gateway6} | _taken(network), cid,
-                       "IPv6")
+    return _first_free(network, network.subnet6, {network.gateway6} | _taken(network), cid, "IPv6")
 
 
 def _claim_requested(network: Network, address: str, cid: str) -> str:
     if not _claim(network, address, cid):
         owner = _owner(network, address)
         if owner != cid:
-            raise Conflict(f"Address already in use: {address} is held by container "
-                           f"{(owner or '?')[:12]} on network {network.name}")
+            raise Conflict(
+                f"Address already in use: {address} is held by container "
+                f"{(owner or '?')[:12]} on network {network.name}"
+            )
     return address
 
 
@@ -147,7 +154,7 @@ def _first_free(network: Network, pool: str, skip: set[str], cid: str, family: s
     for text in _hosts(pool):
         if text in skip:
             continue
-        if _claim(network, text, cid):   # False: another start took it since the listing
+        if _claim(network, text, cid):  # False: another start took it since the listing
             return text
         tried += 1
         if tried > 4096:

@@ -61,8 +61,9 @@ def names() -> list[str]:
         return []
 
 
-def ensure_bridge(name: str, gateway: str, prefixlen: int, gateway6: str = "",
-                  prefixlen6: int = 0) -> bool:
+def ensure_bridge(
+    name: str, gateway: str, prefixlen: int, gateway6: str = "", prefixlen6: int = 0
+) -> bool:
     """Make the bridge with the gateway address(es) and bring it up; True if made."""
     if exists(name):
         return False
@@ -70,7 +71,7 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, gateway6: str = "",
         try:
             nl.request(netlink.new_link(name, "bridge"))
         except KernelError as e:
-            if e.errno != errno.EEXIST:   # a concurrent start made it first
+            if e.errno != errno.EEXIST:  # a concurrent start made it first
                 raise
             return False
         index = nl.index(name)
@@ -100,8 +101,9 @@ def _enable_ipv6(ifname: str) -> None:
     except KernelError as e:
         if e.errno != errno.ENOENT:
             raise
-        raise MissingFeature("ipv6", errno.EAFNOSUPPORT,
-                             "this kernel has no IPv6: the network cannot be used") from e
+        raise MissingFeature(
+            "ipv6", errno.EAFNOSUPPORT, "this kernel has no IPv6: the network cannot be used"
+        ) from e
 
 
 def _sysctl(path: str, value: str, operation: str) -> None:
@@ -129,9 +131,16 @@ def add_veth(host_name: str, bridge: str, pid: int, ifname: str, mac: str) -> No
         nl.request(netlink.new_veth(host_name, ifname, pid, mac, nl.index(bridge)))
 
 
-def configure_inside(pid: int, ifname: str, address: str, prefixlen: int,
-                     gateway: str | None, address6: str = "", prefixlen6: int = 0,
-                     gateway6: str | None = None) -> None:
+def configure_inside(
+    pid: int,
+    ifname: str,
+    address: str,
+    prefixlen: int,
+    gateway: str | None,
+    address6: str = "",
+    prefixlen6: int = 0,
+    gateway6: str | None = None,
+) -> None:
     """Address ``ifname`` inside the container (and ``address6`` if set), bring it up,
     route by ``gateway`` (and ``gateway6``) if set."""
     # The socket must be opened after the setns: it stays in the namespace it began in.

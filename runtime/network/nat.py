@@ -46,18 +46,24 @@ def script(networks: list[Network], ip6_present: bool = True) -> str:
     name = table()
     lines = [f"table ip {name} {{}}", f"flush table ip {name}", f"table ip {name} {{"]
     lines += _filter(bridges)
-    lines += ["  chain postrouting {",
-              "    type nat hook postrouting priority srcnat; policy accept;"]
+    lines += [
+        "  chain postrouting {",
+        "    type nat hook postrouting priority srcnat; policy accept;",
+    ]
     for n in bridges:
         if not n.internal:
-            lines.append(f"    ip saddr {n.subnet} oifname != {json.dumps(n.bridge)} "
-                         "masquerade")
+            lines.append(f"    ip saddr {n.subnet} oifname != {json.dumps(n.bridge)} masquerade")
     lines += ["  }", "}"]
     # The IPv6 twin exists while a network has IPv6. When none has, it is declared and
     # deleted in the same transaction, which removes it whether or not it was there.
     if any(n.enable_ipv6 for n in bridges):
-        lines += [f"table ip6 {name} {{}}", f"flush table ip6 {name}",
-                  f"table ip6 {name} {{", *_filter(bridges), "}"]
+        lines += [
+            f"table ip6 {name} {{}}",
+            f"flush table ip6 {name}",
+            f"table ip6 {name} {{",
+            *_filter(bridges),
+            "}",
+        ]
     elif ip6_present:
         lines += [f"table ip6 {name} {{}}", f"delete table ip6 {name}"]
     return "\n".join(lines) + "\n"
@@ -68,10 +74,8 @@ def _filter(bridges: list[Network]) -> list[str]:
     lines = []
     if bridges:
         elements = ", ".join(json.dumps(n.bridge) for n in bridges)
-        lines += ["  set bridges {", "    type ifname", f"    elements = {{ {elements} }}",
-                  "  }"]
-    lines += ["  chain forward {",
-              "    type filter hook forward priority filter; policy accept;"]
+        lines += ["  set bridges {", "    type ifname", f"    elements = {{ {elements} }}", "  }"]
+    lines += ["  chain forward {", "    type filter hook forward priority filter; policy accept;"]
     for n in bridges:
         br = json.dumps(n.bridge)
         if n.internal:

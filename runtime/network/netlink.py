@@ -44,9 +44,9 @@ NLMSG_ERROR = 2
 NLMSG_DONE = 3
 
 SOL_NETLINK = 270
-NETLINK_CAP_ACK = 10      # the kernel echoes only our header in an error, not the body
-NETLINK_EXT_ACK = 11      # ... and adds its own sentence ("Unknown device type", ...)
-NLM_F_CAPPED = 0x100      # in an NLMSG_ERROR's header
+NETLINK_CAP_ACK = 10  # the kernel echoes only our header in an error, not the body
+NETLINK_EXT_ACK = 11  # ... and adds its own sentence ("Unknown device type", ...)
+NLM_F_CAPPED = 0x100  # in an NLMSG_ERROR's header
 NLM_F_ACK_TLVS = 0x200
 NLMSGERR_ATTR_MSG = 1
 
@@ -81,18 +81,18 @@ IFA_F_NODAD = 0x02
 RTA_OIF = 4
 RTA_GATEWAY = 5
 RT_TABLE_MAIN = 254
-RTPROT_BOOT = 3          # what ``ip route`` leaves unsaid, as on a Docker container
+RTPROT_BOOT = 3  # what ``ip route`` leaves unsaid, as on a Docker container
 RT_SCOPE_UNIVERSE = 0
 RTN_UNICAST = 1
 
 IFF_UP = 0x1
 
-_NLMSGHDR = struct.Struct("=IHHII")      # len, type, flags, seq, pid
-_IFINFOMSG = struct.Struct("=BxHiII")    # family, pad, type, index, flags, change
-_IFADDRMSG = struct.Struct("=BBBBI")     # family, prefixlen, flags, scope, index
-_RTMSG = struct.Struct("=BBBBBBBBI")     # family, dst_len, src_len, tos, table,
+_NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+_IFINFOMSG = struct.Struct("=BxHiII")  # family, pad, type, index, flags, change
+_IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
+_RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table,
 #                                          protocol, scope, type, flags
-_RTATTR = struct.Struct("=HH")           # len, type
+_RTATTR = struct.Struct("=HH")  # len, type
 _ERRNO = struct.Struct("=i")
 
 
@@ -102,7 +102,7 @@ class Request(NamedTuple):
     type: int
     flags: int
     body: bytes
-    operation: str      # for the KernelError: "create veth mf-1234", ...
+    operation: str  # for the KernelError: "create veth mf-1234", ...
 
 
 def _align(n: int) -> int:
@@ -130,8 +130,10 @@ def ifinfomsg(index: int = 0, flags: int = 0, change: int = 0) -> bytes:
 def encode(request: Request, seq: int) -> bytes:
     """The bytes to send: nlmsghdr (``NLM_F_REQUEST | NLM_F_ACK`` added) and the body."""
     flags = request.flags | NLM_F_REQUEST | NLM_F_ACK
-    return _NLMSGHDR.pack(_NLMSGHDR.size + len(request.body), request.type, flags,
-                          seq, 0) + request.body
+    return (
+        _NLMSGHDR.pack(_NLMSGHDR.size + len(request.body), request.type, flags, seq, 0)
+        + request.body
+    )
 
 
 def _mac(mac: str) -> bytes:
@@ -144,37 +146,42 @@ def new_veth(name: str, peer: str, peer_pid: int, peer_mac: str, master: int) ->
     The peer cannot be brought up in the same message: the kernel opens it before it
     has linked the two ends and fails with ENOTCONN.
     """
-    peer_body = (ifinfomsg() + text(IFLA_IFNAME, peer)
-                 + attr(IFLA_ADDRESS, _mac(peer_mac)) + u32(IFLA_NET_NS_PID, peer_pid))
-    info = (text(IFLA_INFO_KIND, "veth")
-            + attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_body)))
-    body = (ifinfomsg(flags=IFF_UP, change=IFF_UP) + text(IFLA_IFNAME, name)
-            + u32(IFLA_MASTER, master) + attr(IFLA_LINKINFO, info))
+    peer_body = (
+        ifinfomsg()
+        + text(IFLA_IFNAME, peer)
+        + attr(IFLA_ADDRESS, _mac(peer_mac))
+        + u32(IFLA_NET_NS_PID, peer_pid)
+    )
+    info = text(IFLA_INFO_KIND, "veth") + attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_body))
+    body = (
+        ifinfomsg(flags=IFF_UP, change=IFF_UP)
+        + text(IFLA_IFNAME, name)
+        + u32(IFLA_MASTER, master)
+        + attr(IFLA_LINKINFO, info)
+    )
     return Request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body, f"create veth {name}")
 
 
 def new_link(name: str, kind: str) -> Request:
     """A link of ``kind`` with its defaults (a bridge: no STP), down."""
-    body = ifinfomsg() + text(IFLA_IFNAME, name) + attr(IFLA_LINKINFO,
-                                                         text(IFLA_INFO_KIND, kind))
+    body = ifinfomsg() + text(IFLA_IFNAME, name) + attr(IFLA_LINKINFO, text(IFLA_INFO_KIND, kind))
     return Request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body, f"create {kind} {name}")
 
 
 def set_up(name: str, index: int = 0) -> Request:
     """Link ``index``, or when 0 the link called ``name``, up."""
-    body = ifinfomsg(index, flags=IFF_UP, change=IFF_UP) + (b"" if index else
-                                                           text(IFLA_IFNAME, name))
+    body = ifinfomsg(index, flags=IFF_UP, change=IFF_UP) + (
+        b"" if index else text(IFLA_IFNAME, name)
+    )
     return Request(RTM_SETLINK, 0, body, f"set link {name} up")
 
 
 def del_link(name: str) -> Request:
-    return Request(RTM_DELLINK, 0, ifinfomsg() + text(IFLA_IFNAME, name),
-                   f"delete link {name}")
+    return Request(RTM_DELLINK, 0, ifinfomsg() + text(IFLA_IFNAME, name), f"delete link {name}")
 
 
 def get_link(name: str) -> Request:
-    return Request(RTM_GETLINK, 0, ifinfomsg() + text(IFLA_IFNAME, name),
-                   f"look up link {name}")
+    return Request(RTM_GETLINK, 0, ifinfomsg() + text(IFLA_IFNAME, name), f"look up link {name}")
 
 
 def new_address(index: int, address: str, prefixlen: int) -> Request:
@@ -182,27 +189,36 @@ def new_address(index: int, address: str, prefixlen: int) -> Request:
     without duplicate address detection."""
     ip = ipaddress.ip_address(address)
     if ip.version == 6:
-        body = (_IFADDRMSG.pack(socket.AF_INET6, prefixlen, IFA_F_NODAD, RT_SCOPE_UNIVERSE,
-                                index) + attr(IFA_ADDRESS, ip.packed))
-        return Request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body,
-                       f"add address {address}/{prefixlen}")
-    body = (_IFADDRMSG.pack(socket.AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index)
-            + attr(IFA_LOCAL, ip.packed) + attr(IFA_ADDRESS, ip.packed))
+        body = _IFADDRMSG.pack(
+            socket.AF_INET6, prefixlen, IFA_F_NODAD, RT_SCOPE_UNIVERSE, index
+        ) + attr(IFA_ADDRESS, ip.packed)
+        return Request(
+            RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body, f"add address {address}/{prefixlen}"
+        )
+    body = (
+        _IFADDRMSG.pack(socket.AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index)
+        + attr(IFA_LOCAL, ip.packed)
+        + attr(IFA_ADDRESS, ip.packed)
+    )
     if prefixlen < 31:
         network = ipaddress.IPv4Network(f"{address}/{prefixlen}", strict=False)
         body += attr(IFA_BROADCAST, network.broadcast_address.packed)
-    return Request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body,
-                   f"add address {address}/{prefixlen}")
+    return Request(
+        RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body, f"add address {address}/{prefixlen}"
+    )
 
 
 def replace_default_route(index: int, gateway: str) -> Request:
     ip = ipaddress.ip_address(gateway)
     family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    body = (_RTMSG.pack(family, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT,
-                        RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
-            + attr(RTA_GATEWAY, ip.packed) + u32(RTA_OIF, index))
-    return Request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, body,
-                   f"set default route via {gateway}")
+    body = (
+        _RTMSG.pack(family, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
+        + attr(RTA_GATEWAY, ip.packed)
+        + u32(RTA_OIF, index)
+    )
+    return Request(
+        RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, body, f"set default route via {gateway}"
+    )
 
 
 class Netlink:
@@ -210,8 +226,9 @@ class Netlink:
 
     def __init__(self) -> None:
         try:
-            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                                      NETLINK_ROUTE)
+            self.sock = socket.socket(
+                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
+            )
             self.sock.bind((0, 0))
             for option in (NETLINK_CAP_ACK, NETLINK_EXT_ACK):
                 self.sock.setsockopt(SOL_NETLINK, option, 1)
@@ -233,22 +250,21 @@ class Netlink:
         self.seq += 1
         seq = self.seq
         try:
-            self.sock.sendto(encode(request, seq), (0, 0))   # (0, 0): the kernel
+            self.sock.sendto(encode(request, seq), (0, 0))  # (0, 0): the kernel
             replies: list[bytes] = []
             while True:
                 data = self.sock.recv(65536)
                 offset = 0
                 while offset + _NLMSGHDR.size <= len(data):
                     length, kind, flags, got_seq, _ = _NLMSGHDR.unpack_from(data, offset)
-                    payload = data[offset + _NLMSGHDR.size: offset + length]
+                    payload = data[offset + _NLMSGHDR.size : offset + length]
                     offset += _align(length) if length else len(data)
                     if got_seq != seq:
-                        continue   # an answer to an earlier request given up on
+                        continue  # an answer to an earlier request given up on
                     if kind == NLMSG_ERROR:
                         err = -_ERRNO.unpack_from(payload)[0]
                         if err:
-                            raise KernelError(request.operation, err,
-                                              _extended_ack(payload, flags))
+                            raise KernelError(request.operation, err, _extended_ack(payload, flags))
                         return replies
                     if kind == NLMSG_DONE:
                         return replies
@@ -283,7 +299,10 @@ def _extended_ack(payload: bytes, flags: int) -> str:
         if length < _RTATTR.size:
             break
         if kind == NLMSGERR_ATTR_MSG:
-            return payload[offset + _RTATTR.size: offset + length].rstrip(b"\0").decode(
-                errors="replace")
+            return (
+                payload[offset + _RTATTR.size : offset + length]
+                .rstrip(b"\0")
+                .decode(errors="replace")
+            )
         offset += _align(length)
     return ""

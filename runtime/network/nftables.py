@@ -73,7 +73,7 @@ def _load() -> _Library | None:
         try:
             _library = _Library()
         except (OSError, AttributeError):
-            _library = None   # no libnftables.so.1 here: the binary will do
+            _library = None  # no libnftables.so.1 here: the binary will do
     return _library
 
 
@@ -84,12 +84,22 @@ def run(script: str, json: bool = False) -> Result:
         return library.run(script, json)
     import shutil
     import subprocess
+
     binary = shutil.which("nft")
     if binary is None:
-        raise MissingFeature("nft", errno.ENOENT, "networking needs nftables (Debian package "
-                             "'nftables'); it is not installed")
+        raise MissingFeature(
+            "nft",
+            errno.ENOENT,
+            "networking needs nftables (Debian package 'nftables'); it is not installed",
+        )
     # With -f, -j would mean JSON input: a JSON listing is one command given as words.
     args = [binary, "-j", *script.split()] if json else [binary, "-f", "-"]
-    done = subprocess.run(args, input=None if json else script, capture_output=True,
-                          text=True, check=False, timeout=30)
+    done = subprocess.run(
+        args,
+        input=None if json else script,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
     return Result(done.returncode == 0, done.stdout, done.stderr.strip())

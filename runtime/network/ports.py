@@ -54,9 +54,9 @@ class Mapping:
 
     container_port: int
     proto: str = "tcp"
-    host_ip: str = ""          # "" = every address (shown as 0.0.0.0)
-    host_port: int = 0         # 0 = any free port
-    host_port_end: int = 0     # a range of host ports to pick one from
+    host_ip: str = ""  # "" = every address (shown as 0.0.0.0)
+    host_port: int = 0  # 0 = any free port
+    host_port_end: int = 0  # a range of host ports to pick one from
 
     @property
     def key(self) -> str:
@@ -109,12 +109,15 @@ def parse_publish(text: str) -> list[Mapping]:
     count = ports[1] - ports[0]
     if host and host_ports[1] - host_ports[0] != count:
         if count:
-            raise InvalidSpec("invalid ranges specified for container and host Ports: "
-                              f"{container} and {host}")
+            raise InvalidSpec(
+                f"invalid ranges specified for container and host Ports: {container} and {host}"
+            )
         # One container port and a host range: the range is a pool to pick a port from.
         return [Mapping(ports[0], proto, host_ip, host_ports[0], host_ports[1])]
-    return [Mapping(ports[0] + i, proto, host_ip, host_ports[0] + i if host_ports[0] else 0)
-            for i in range(count + 1)]
+    return [
+        Mapping(ports[0] + i, proto, host_ip, host_ports[0] + i if host_ports[0] else 0)
+        for i in range(count + 1)
+    ]
 
 
 def parse_expose(text: str) -> list[Mapping]:
@@ -124,8 +127,9 @@ def parse_expose(text: str) -> list[Mapping]:
     port, proto = _split_proto(text)
     ports = _port_range(port)
     if ports is None or ports[0] == 0:
-        raise InvalidSpec(f"invalid range format for --expose: {text}, error: "
-                          f"invalid syntax for port: {port}")
+        raise InvalidSpec(
+            f"invalid range format for --expose: {text}, error: invalid syntax for port: {port}"
+        )
     if proto not in PROTOCOLS:
         raise InvalidSpec(f"invalid proto: {proto}")
     return [Mapping(p, proto) for p in range(ports[0], ports[1] + 1)]
@@ -139,19 +143,21 @@ def validate(spec: ContainerSpec) -> None:
         parse_expose(text)
     if spec.network_mode.startswith("container:"):
         if spec.publish or spec.publish_all:
-            raise InvalidSpec("conflicting options: port publishing and the container "
-                              "type network mode")
+            raise InvalidSpec(
+                "conflicting options: port publishing and the container type network mode"
+            )
         if spec.expose:
-            raise InvalidSpec("conflicting options: port exposing and the container "
-                              "type network mode")
+            raise InvalidSpec(
+                "conflicting options: port exposing and the container type network mode"
+            )
 
 
-def requested(spec: ContainerSpec, image_config: dict[str, Any]) -> tuple[list[Mapping],
-                                                                           list[str]]:
+def requested(spec: ContainerSpec, image_config: dict[str, Any]) -> tuple[list[Mapping], list[str]]:
     """What to publish and which ports are exposed (image EXPOSE, --expose and -p)."""
     mappings = [m for text in spec.publish for m in parse_publish(text)]
-    exposed = dict.fromkeys(str(k) if "/" in str(k) else f"{k}/tcp"
-                            for k in image_config.get("ExposedPorts") or {})
+    exposed = dict.fromkeys(
+        str(k) if "/" in str(k) else f"{k}/tcp" for k in image_config.get("ExposedPorts") or {}
+    )
     exposed.update(dict.fromkeys(m.key for text in spec.expose for m in parse_expose(text)))
     exposed.update(dict.fromkeys(m.key for m in mappings))
     if spec.publish_all:
@@ -168,8 +174,13 @@ def port_bindings(spec: ContainerSpec) -> dict[str, list[dict[str, str]]]:
     result: dict[str, list[dict[str, str]]] = {}
     for text in spec.publish:
         for m in parse_publish(text):
-            port = "" if not m.host_port else str(m.host_port) if not m.host_port_end \
+            port = (
+                ""
+                if not m.host_port
+                else str(m.host_port)
+                if not m.host_port_end
                 else f"{m.host_port}-{m.host_port_end}"
+            )
             result.setdefault(m.key, []).append({"HostIp": m.host_ip, "HostPort": port})
     return result
 
@@ -189,15 +200,17 @@ def remove_table() -> bool:
 def publish(record: Record, endpoints: Sequence[_Endpoint]) -> list[Service]:
     """Bind the host ports and add the DNAT rules; return the proxy to keep running."""
     if record.spec.network_mode in ("host", "none") or not endpoints:
-        return []   # as Docker: -p means nothing without a network namespace of our own
+        return []  # as Docker: -p means nothing without a network namespace of our own
     mappings, exposed = requested(record.spec, record.image_config)
     if not exposed:
         return []
     target = endpoints[0].ip
     proxy = PortProxy(target)
     try:
-        bound = [(m, proxy.bind(m.proto, m.host_ip, m.host_port, m.host_port_end,
-                                m.container_port)) for m in mappings]
+        bound = [
+            (m, proxy.bind(m.proto, m.host_ip, m.host_port, m.host_port_end, m.container_port))
+            for m in mappings
+        ]
         # Saved first: it is what tells unpublish that there are chains to delete.
         _save(record, exposed, bound)
         if bound:
@@ -207,11 +220,11 @@ def publish(record: Record, endpoints: Sequence[_Endpoint]) -> list[Service]:
         try:
             _delete_chains(record.id)
         except KernelError:
-            pass   # the first failure is the one to report
+            pass  # the first failure is the one to report
         (record.directory / "ports.json").unlink(missing_ok=True)
         raise
     if not bound:
-        proxy.close()   # only exposed: shown by ps, nothing to relay
+        proxy.close()  # only exposed: shown by ps, nothing to relay
         return []
     return [proxy]
 
@@ -287,11 +300,16 @@ def _rules(target: str, bound: list[tuple[Mapping, int]]) -> tuple[list[str], li
     for mapping, host_port in bound:
         ip = mapping.host_ip
         if ip and (":" in ip or ipaddress.ip_address(ip).is_loopback):
-            continue   # IPv6 and loopback bindings are served by the proxy alone
-        where = f"ip daddr {ip}" if ip and ip != "0.0.0.0" else \
-            "fib daddr type local ip daddr != 127.0.0.0/8"
-        rule = (f"{where} {mapping.proto} dport {host_port} "
-                f"counter dnat to {target}:{mapping.container_port}")
+            continue  # IPv6 and loopback bindings are served by the proxy alone
+        where = (
+            f"ip daddr {ip}"
+            if ip and ip != "0.0.0.0"
+            else "fib daddr type local ip daddr != 127.0.0.0/8"
+        )
+        rule = (
+            f"{where} {mapping.proto} dport {host_port} "
+            f"counter dnat to {target}:{mapping.container_port}"
+        )
         # From a bridge (another container) the proxy answers: DNAT back onto the same
         # bridge would let the reply bypass the host and reach the client unNATed.
         pre.append(f'meta iifkind != "bridge" {rule}')
@@ -305,11 +323,14 @@ def _add_chains(cid: str, target: str, bound: list[tuple[Mapping, int]]) -> None
         return
     t = table()
     pre, out = _chains(cid)
-    lines = [f"add table ip {t}",
-             f"add chain ip {t} {pre} {{ type nat hook prerouting priority dstnat; }}",
-             f"add chain ip {t} {out} {{ type nat hook output priority -100; }}",
-             # a chain left by a monitor that was killed would still hold old rules
-             f"flush chain ip {t} {pre}", f"flush chain ip {t} {out}"]
+    lines = [
+        f"add table ip {t}",
+        f"add chain ip {t} {pre} {{ type nat hook prerouting priority dstnat; }}",
+        f"add chain ip {t} {out} {{ type nat hook output priority -100; }}",
+        # a chain left by a monitor that was killed would still hold old rules
+        f"flush chain ip {t} {pre}",
+        f"flush chain ip {t} {out}",
+    ]
     lines += [f"add rule ip {t} {pre} {r}" for r in pre_rules]
     lines += [f"add rule ip {t} {out} {r}" for r in out_rules]
     with _locked():

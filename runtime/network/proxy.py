@@ -24,10 +24,10 @@ from collections.abc import Callable
 
 from runtime.errors import Conflict, KernelError
 
-MAX_BUFFER = 256 * 1024     # per direction of one TCP connection
-MAX_CONNECTIONS = 1024      # per container; past it the listeners pause
-MAX_FLOWS = 512             # UDP clients per published UDP port
-UDP_IDLE = 90.0             # seconds, as conntrack's UDP stream timeout
+MAX_BUFFER = 256 * 1024  # per direction of one TCP connection
+MAX_CONNECTIONS = 1024  # per container; past it the listeners pause
+MAX_FLOWS = 512  # UDP clients per published UDP port
+UDP_IDLE = 90.0  # seconds, as conntrack's UDP stream timeout
 ACCEPTS_PER_WAKEUP = 64
 
 IN, OUT, ERR, HUP = select.EPOLLIN, select.EPOLLOUT, select.EPOLLERR, select.EPOLLHUP
@@ -56,11 +56,11 @@ class PortProxy:
     def on_readable(self) -> None:
         for fd, events in self._epoll.poll(0):
             handler = self._handlers.get(fd)
-            if handler is not None:   # closed by an earlier event of this same batch
+            if handler is not None:  # closed by an earlier event of this same batch
                 try:
                     handler(events)
                 except OSError:
-                    pass   # one connection failing must not stop the container's monitor
+                    pass  # one connection failing must not stop the container's monitor
         now = time.monotonic()
         if now - self._swept > UDP_IDLE / 3:
             self._swept = now
@@ -80,8 +80,9 @@ class PortProxy:
 
     # -- publishing
 
-    def bind(self, proto: str, host_ip: str, host_port: int, host_port_end: int,
-             container_port: int) -> int:
+    def bind(
+        self, proto: str, host_ip: str, host_port: int, host_port_end: int, container_port: int
+    ) -> int:
         """Listen on ``host_ip:host_port`` (any free port for 0, the first free one of
         ``host_port..host_port_end`` for a range); return the host port bound."""
         ip = host_ip or "0.0.0.0"
@@ -150,7 +151,7 @@ class PortProxy:
                 client, _ = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:   # ECONNABORTED and friends: that client is gone
+            except OSError:  # ECONNABORTED and friends: that client is gone
                 continue
             client.setblocking(False)
             upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -186,9 +187,9 @@ class _Side:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.fd = sock.fileno()
-        self.pending = bytearray()   # bytes still to be written to this socket
-        self.read_eof = False        # it sent us EOF
-        self.write_shut = False      # we sent it EOF (or can never write to it again)
+        self.pending = bytearray()  # bytes still to be written to this socket
+        self.read_eof = False  # it sent us EOF
+        self.write_shut = False  # we sent it EOF (or can never write to it again)
         self.hung_up = False
 
 
@@ -213,7 +214,7 @@ class _Splice:
             return
         if side is self.upstream and self.connecting:
             if side.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-                self.close()   # the container refused: the client sees its connection close
+                self.close()  # the container refused: the client sees its connection close
                 return
             self.connecting = False
         if events & HUP:
@@ -240,7 +241,7 @@ class _Splice:
                 return
             peer.pending += data
             if not side.hung_up:
-                return   # one read per wake-up keeps both directions fair
+                return  # one read per wake-up keeps both directions fair
 
     def _flush(self) -> None:
         for side in (self.client, self.upstream):
@@ -248,7 +249,7 @@ class _Splice:
                 continue
             if side.pending:
                 if side.hung_up or side.write_shut:
-                    self.close()   # nowhere to deliver what the other side sent
+                    self.close()  # nowhere to deliver what the other side sent
                     return
                 try:
                     sent = side.sock.send(side.pending)
@@ -313,7 +314,7 @@ class _UdpPort:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
-                continue   # an ICMP error queued on the listener; nothing to relay
+                continue  # an ICMP error queued on the listener; nothing to relay
             flow = self.flows.get(client)
             if flow is None:
                 flow = self._open(client)
@@ -323,7 +324,7 @@ class _UdpPort:
             try:
                 flow[0].send(data)
             except OSError:
-                pass   # datagrams may be lost; the client retries as over any network
+                pass  # datagrams may be lost; the client retries as over any network
 
     def _open(self, client: tuple[str, int]) -> tuple[socket.socket, list[float]] | None:
         if len(self.flows) >= MAX_FLOWS:
@@ -350,7 +351,7 @@ class _UdpPort:
                 data = flow[0].recv(65535)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:   # ECONNREFUSED: nothing listens in the container (yet)
+            except OSError:  # ECONNREFUSED: nothing listens in the container (yet)
                 continue
             flow[1][0] = time.monotonic()
             try:

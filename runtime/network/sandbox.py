@@ -50,6 +50,7 @@ def network_of(spec: ContainerSpec) -> store.Network | None:
 
 def _running(ref: str) -> tuple[str, str]:
     from runtime.containers import store as containers
+
     cid = containers.resolve(ref)
     record = containers.load(cid)
     if state.load(paths.container(cid)).status not in (state.RUNNING, state.PAUSED):
@@ -65,18 +66,23 @@ def validate(spec: ContainerSpec) -> None:
         try:
             _running(target)
         except InvalidSpec:
-            raise InvalidSpec(f"cannot join network namespace of a non running container: "
-                              f"{target} is not running") from None
+            raise InvalidSpec(
+                f"cannot join network namespace of a non running container: {target} is not running"
+            ) from None
     network = network_of(spec)
     if network is not None and network.driver != "bridge":
-        network = None   # `--network <id of host>` and the like: nothing to attach
-    if kind != "network" and (spec.ipv4_address or spec.ipv6_address or spec.network_aliases
-                              or spec.mac_address):
-        raise InvalidSpec(f"conflicting options: --ip, --ip6, --network-alias and --mac-address "
-                          f"cannot be used with network mode {spec.network_mode}")
+        network = None  # `--network <id of host>` and the like: nothing to attach
+    if kind != "network" and (
+        spec.ipv4_address or spec.ipv6_address or spec.network_aliases or spec.mac_address
+    ):
+        raise InvalidSpec(
+            f"conflicting options: --ip, --ip6, --network-alias and --mac-address "
+            f"cannot be used with network mode {spec.network_mode}"
+        )
     if spec.network_aliases and network is not None and not network.user_defined:
-        raise InvalidSpec("network-scoped alias is supported only for containers in user "
-                          "defined networks")
+        raise InvalidSpec(
+            "network-scoped alias is supported only for containers in user defined networks"
+        )
     if spec.ipv4_address and network is not None:
         ipam.check_requested(network, spec.ipv4_address)
     if spec.ipv6_address and network is not None:
@@ -88,12 +94,14 @@ def validate(spec: ContainerSpec) -> None:
     for entry in spec.extra_hosts:
         name, sep, address = entry.partition(":")
         if not sep or not name:
-            raise InvalidSpec(f'invalid argument "{entry}" for "--add-host" flag: bad format '
-                              "for add-host")
+            raise InvalidSpec(
+                f'invalid argument "{entry}" for "--add-host" flag: bad format for add-host'
+            )
         _ip(address, f'invalid argument "{entry}" for "--add-host" flag: invalid IP address')
     if spec.links and kind != "network":
-        raise InvalidSpec(f"conflicting options: --link cannot be used with network mode "
-                          f"{spec.network_mode}")
+        raise InvalidSpec(
+            f"conflicting options: --link cannot be used with network mode {spec.network_mode}"
+        )
     for item in spec.links:
         target, _, alias = item.partition(":")
         if not target:
@@ -101,8 +109,9 @@ def validate(spec: ContainerSpec) -> None:
         try:
             _running(target)
         except InvalidSpec:
-            raise InvalidSpec(f"Cannot link to a non running container: /{target} AS "
-                              f"/{alias or target}") from None
+            raise InvalidSpec(
+                f"Cannot link to a non running container: /{target} AS /{alias or target}"
+            ) from None
         except NotFound:
             raise NotFound(f"could not get container for {target}") from None
 
@@ -119,9 +128,16 @@ def prepare(spec: ContainerSpec) -> NetworkConfig:
     config = NetworkConfig()
     network = network_of(spec)
     if network is not None and network.driver == "bridge":
-        config.attachments.append(Attachment(network.id, tuple(spec.network_aliases),
-                                             spec.ipv4_address, spec.mac_address.lower(),
-                                             network.name, spec.ipv6_address))
+        config.attachments.append(
+            Attachment(
+                network.id,
+                tuple(spec.network_aliases),
+                spec.ipv4_address,
+                spec.mac_address.lower(),
+                network.name,
+                spec.ipv6_address,
+            )
+        )
     for item in spec.links:
         target, _, alias = item.partition(":")
         cid, name = _running(target)
@@ -133,6 +149,7 @@ def _exposed(target_cid: str) -> list[tuple[int, str]]:
     """The target's exposed ports (image EXPOSE, --expose, -p), lowest first, tcp first."""
     from runtime.containers import store as containers
     from runtime.network import ports
+
     record = containers.load(target_cid)
     found = set()
     for key in ports.requested(record.spec, record.image_config)[1]:
@@ -144,6 +161,7 @@ def _exposed(target_cid: str) -> list[tuple[int, str]]:
 def link_env(config: NetworkConfig, consumer: str) -> list[str]:
     """Docker's legacy link variables: ALIAS_PORT*, ALIAS_NAME, ALIAS_ENV_*."""
     from runtime.containers import store as containers
+
     env: list[str] = []
     for link in config.links:
         alias = link.alias.upper().replace("-", "_")
@@ -155,8 +173,12 @@ def link_env(config: NetworkConfig, consumer: str) -> list[str]:
             env.append(f"{alias}_PORT={proto}://{address}:{port}")
         for port, proto in ports if address else []:
             key = f"{alias}_PORT_{port}_{proto.upper()}"
-            env += [f"{key}={proto}://{address}:{port}", f"{key}_ADDR={address}",
-                    f"{key}_PORT={port}", f"{key}_PROTO={proto}"]
+            env += [
+                f"{key}={proto}://{address}:{port}",
+                f"{key}_ADDR={address}",
+                f"{key}_PORT={port}",
+                f"{key}_PROTO={proto}",
+            ]
         env.append(f"{alias}_NAME=/{consumer}/{link.alias}")
         for item in containers.load(link.target).env:
             key, sep, value = item.partition("=")
@@ -176,8 +198,9 @@ def _host_resolv() -> list[str]:
 def resolv_conf(spec: ContainerSpec, user_defined: bool) -> str:
     """The container's /etc/resolv.conf: 127.0.0.11 on user networks, else the host's."""
     host = _host_resolv()
-    search = list(spec.dns_search) or [w for line in host if line.startswith("search")
-                                       for w in line.split()[1:]]
+    search = list(spec.dns_search) or [
+        w for line in host if line.startswith("search") for w in line.split()[1:]
+    ]
     options = [w for line in host if line.startswith("options") for w in line.split()[1:]]
     if user_defined:
         servers = [EMBEDDED_DNS]
@@ -186,8 +209,11 @@ def resolv_conf(spec: ContainerSpec, user_defined: bool) -> str:
         servers = list(spec.dns)
         options = options + list(spec.dns_options)
     else:
-        servers = [line.split()[1] for line in host
-                   if line.startswith("nameserver") and len(line.split()) > 1]
+        servers = [
+            line.split()[1]
+            for line in host
+            if line.startswith("nameserver") and len(line.split()) > 1
+        ]
         if spec.network_mode != "host":
             servers = [s for s in servers if not s.startswith("127.") and s != "::1"]
         servers = servers or ["8.8.8.8", "8.8.4.4"]
@@ -200,8 +226,7 @@ def resolv_conf(spec: ContainerSpec, user_defined: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def hosts(spec: ContainerSpec, hostname: str, endpoints: list[Endpoint],
-          links: list[Link]) -> str:
+def hosts(spec: ContainerSpec, hostname: str, endpoints: list[Endpoint], links: list[Link]) -> str:
     """The container's /etc/hosts: localhost, its own address, links, --add-host."""
     extra = "".join(f"{e.partition(':')[2]}\t{e.partition(':')[0]}\n" for e in spec.extra_hosts)
     if spec.network_mode == "host":

@@ -20,17 +20,29 @@ if TYPE_CHECKING:
 
 def _ports(record: Record) -> dict[str, Any]:
     from runtime import network
+
     ports = network._optional("ports")
     if ports is None:
         return {}
     return dict(ports.bindings(record) or {})
 
 
-def _entry(network_id: str, aliases: tuple[str, ...], requested: Attachment | None,
-           endpoint: Endpoint | None, short_id: str, user_defined: bool) -> dict[str, Any]:
-    asked = {key: value for key, value in (
-        ("IPv4Address", requested.ipv4_address if requested else ""),
-        ("IPv6Address", requested.ipv6_address if requested else "")) if value}
+def _entry(
+    network_id: str,
+    aliases: tuple[str, ...],
+    requested: Attachment | None,
+    endpoint: Endpoint | None,
+    short_id: str,
+    user_defined: bool,
+) -> dict[str, Any]:
+    asked = {
+        key: value
+        for key, value in (
+            ("IPv4Address", requested.ipv4_address if requested else ""),
+            ("IPv6Address", requested.ipv6_address if requested else ""),
+        )
+        if value
+    }
     return {
         "IPAMConfig": asked or None,
         "Links": None,
@@ -67,16 +79,25 @@ def network_settings(record: Record, st: state.State) -> dict[str, Any]:
             network = store.get(attachment.network_id)
         except NotFound:
             continue
-        networks[network.name] = _entry(network.id, attachment.aliases,
-                                        attachment, live.get(network.id),
-                                        record.id[:12], network.user_defined)
+        networks[network.name] = _entry(
+            network.id,
+            attachment.aliases,
+            attachment,
+            live.get(network.id),
+            record.id[:12],
+            network.user_defined,
+        )
     top = networks.get("bridge") if kind == "network" else None
     return {
-        "Bridge": "", "SandboxID": "", "HairpinMode": False,
-        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+        "Bridge": "",
+        "SandboxID": "",
+        "HairpinMode": False,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
         "Ports": _ports(record) if running else {},
         "SandboxKey": f"/proc/{st.pid}/ns/net" if st.pid else "",
-        "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+        "SecondaryIPAddresses": None,
+        "SecondaryIPv6Addresses": None,
         "EndpointID": top["EndpointID"] if top else "",
         "Gateway": top["Gateway"] if top else "",
         "GlobalIPv6Address": top["GlobalIPv6Address"] if top else "",
@@ -92,6 +113,7 @@ def network_settings(record: Record, st: state.State) -> dict[str, Any]:
 def network_document(network: store.Network) -> dict[str, Any]:
     """``docker network inspect``: one network with its running containers."""
     from runtime.containers import store as containers
+
     attached: dict[str, Any] = {}
     for cid in store.containers_on(network.id):
         for endpoint in endpoints.endpoints_of(cid):
@@ -101,11 +123,13 @@ def network_document(network: store.Network) -> dict[str, Any]:
                 name = containers.load(cid).name
             except NotFound:
                 continue
-            attached[cid] = {"Name": name, "EndpointID": endpoint.endpoint_id,
-                             "MacAddress": endpoint.mac,
-                             "IPv4Address": f"{endpoint.ip}/{endpoint.prefixlen}",
-                             "IPv6Address": f"{endpoint.ip6}/{endpoint.prefixlen6}"
-                             if endpoint.ip6 else ""}
+            attached[cid] = {
+                "Name": name,
+                "EndpointID": endpoint.endpoint_id,
+                "MacAddress": endpoint.mac,
+                "IPv4Address": f"{endpoint.ip}/{endpoint.prefixlen}",
+                "IPv6Address": f"{endpoint.ip6}/{endpoint.prefixlen6}" if endpoint.ip6 else "",
+            }
     config = []
     if network.subnet:
         entry = {"Subnet": network.subnet, "Gateway": network.gateway}
@@ -115,14 +139,21 @@ def network_document(network: store.Network) -> dict[str, Any]:
     if network.subnet6:
         config.append({"Subnet": network.subnet6, "Gateway": network.gateway6})
     return {
-        "Name": network.name, "Id": network.id, "Created": timestamp(network.created),
-        "Scope": "local", "Driver": network.driver,
+        "Name": network.name,
+        "Id": network.id,
+        "Created": timestamp(network.created),
+        "Scope": "local",
+        "Driver": network.driver,
         "EnableIPv6": network.enable_ipv6,
         "IPAM": {"Driver": "default", "Options": {}, "Config": config},
-        "Internal": network.internal, "Attachable": False, "Ingress": False,
-        "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
+        "Internal": network.internal,
+        "Attachable": False,
+        "Ingress": False,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
         "Containers": attached,
-        "Options": dict(network.options) if network.options or not network.bridge else
-        {"com.docker.network.bridge.name": network.bridge},
+        "Options": dict(network.options)
+        if network.options or not network.bridge
+        else {"com.docker.network.bridge.name": network.bridge},
         "Labels": dict(network.labels),
     }

@@ -43,16 +43,16 @@ class Network:
     id: str
     name: str
     driver: str = "bridge"
-    subnet: str = ""          # CIDR, empty for host/none
+    subnet: str = ""  # CIDR, empty for host/none
     gateway: str = ""
-    ip_range: str = ""        # CIDR within subnet to allocate from, empty: all of it
+    ip_range: str = ""  # CIDR within subnet to allocate from, empty: all of it
     internal: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     options: dict[str, str] = field(default_factory=dict)
-    bridge: str = ""          # kernel link name
+    bridge: str = ""  # kernel link name
     created: float = 0.0
     enable_ipv6: bool = False
-    subnet6: str = ""         # IPv6 CIDR when enable_ipv6
+    subnet6: str = ""  # IPv6 CIDR when enable_ipv6
     gateway6: str = ""
 
     @property
@@ -135,15 +135,16 @@ def _ensure_builtins() -> list[Network]:
         for name in BUILTIN:
             if name in have:
                 continue
-            network = Network(id=new_id(), name=name, driver=DRIVERS[name],
-                              created=time.time())
+            network = Network(id=new_id(), name=name, driver=DRIVERS[name], created=time.time())
             if name == "bridge":
                 subnet = _parse_subnet(default_subnet())
                 network.subnet = str(subnet)
                 network.gateway = str(next(subnet.hosts()))
                 network.bridge = paths.default_bridge()
-                network.options = {"com.docker.network.bridge.default_bridge": "true",
-                                   "com.docker.network.bridge.name": network.bridge}
+                network.options = {
+                    "com.docker.network.bridge.default_bridge": "true",
+                    "com.docker.network.bridge.name": network.bridge,
+                }
             _save(network)
             networks.append(network)
     return sorted(networks, key=lambda n: n.created)
@@ -188,8 +189,10 @@ def _parse_subnet(text: str, version: int = 4) -> Any:
         raise InvalidSpec(f"invalid CIDR address: {text}")
     most = 30 if version == 4 else 126
     if network.prefixlen > most:
-        raise InvalidSpec(f"subnet {text} is too small: it needs room for a gateway and "
-                          f"containers (at most /{most})")
+        raise InvalidSpec(
+            f"subnet {text} is too small: it needs room for a gateway and "
+            f"containers (at most /{most})"
+        )
     return network
 
 
@@ -204,8 +207,11 @@ def _host_routes() -> list[AnyNetwork]:
                 mask = int(fields[7], 16).to_bytes(4, "little")
                 if mask == b"\0\0\0\0":
                     continue
-                routes.append(ipaddress.ip_network(
-                    f"{ipaddress.IPv4Address(dest)}/{ipaddress.IPv4Address(mask)}", strict=False))
+                routes.append(
+                    ipaddress.ip_network(
+                        f"{ipaddress.IPv4Address(dest)}/{ipaddress.IPv4Address(mask)}", strict=False
+                    )
+                )
     except (OSError, ValueError, IndexError):
         pass
     return routes
@@ -218,8 +224,10 @@ def _free_subnet(taken: list[AnyNetwork]) -> ipaddress.IPv4Network:
     for candidate in candidates:
         if not any(candidate.overlaps(other) for other in busy):
             return candidate
-    raise InvalidSpec("could not find an available, non-overlapping IPv4 address pool "
-                      "among the defaults to assign to the network")
+    raise InvalidSpec(
+        "could not find an available, non-overlapping IPv4 address pool "
+        "among the defaults to assign to the network"
+    )
 
 
 def _random_ula() -> ipaddress.IPv6Network:
@@ -231,16 +239,29 @@ def _random_ula() -> ipaddress.IPv6Network:
 def _check_overlap(net: AnyNetwork, networks: list[Network]) -> None:
     for other in networks:
         for text in (other.subnet, other.subnet6):
-            if text and net.version == ipaddress.ip_network(text).version and \
-                    net.overlaps(ipaddress.ip_network(text)):
-                raise InvalidSpec(f"invalid pool request: Pool overlaps with other one on "
-                                  f"this address space ({text}, network {other.name})")
+            if (
+                text
+                and net.version == ipaddress.ip_network(text).version
+                and net.overlaps(ipaddress.ip_network(text))
+            ):
+                raise InvalidSpec(
+                    f"invalid pool request: Pool overlaps with other one on "
+                    f"this address space ({text}, network {other.name})"
+                )
 
 
-def create(name: str, subnet: str = "", gateway: str = "", ip_range: str = "",
-           internal: bool = False, labels: dict[str, str] | None = None,
-           driver: str = "bridge", ipv6: bool = False, subnet6: str = "",
-           gateway6: str = "") -> Network:
+def create(
+    name: str,
+    subnet: str = "",
+    gateway: str = "",
+    ip_range: str = "",
+    internal: bool = False,
+    labels: dict[str, str] | None = None,
+    driver: str = "bridge",
+    ipv6: bool = False,
+    subnet6: str = "",
+    gateway6: str = "",
+) -> Network:
     """Record a new bridge network (the kernel bridge is made by the caller).
 
     ``subnet6``/``gateway6`` need ``ipv6``; with ``ipv6`` and no ``subnet6`` a random
@@ -248,8 +269,9 @@ def create(name: str, subnet: str = "", gateway: str = "", ip_range: str = "",
     if driver != "bridge":
         raise InvalidSpec(f'plugin "{driver}" not found: only the bridge driver is supported')
     if not _NAME.fullmatch(name):
-        raise InvalidSpec(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] "
-                          "are allowed")
+        raise InvalidSpec(
+            f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )
     _ensure_builtins()
     with locked():
         networks = all_unlocked()
@@ -257,8 +279,10 @@ def create(name: str, subnet: str = "", gateway: str = "", ip_range: str = "",
             raise NameInUse(f"network with name {name} already exists")
         taken = [ipaddress.ip_network(n.subnet) for n in networks if n.subnet]
         if (subnet6 or gateway6) and not ipv6:
-            raise InvalidSpec(f"invalid subnet {subnet6 or gateway6}: IPv6 subnet provided "
-                              "but IPv6 is not enabled (use --ipv6)")
+            raise InvalidSpec(
+                f"invalid subnet {subnet6 or gateway6}: IPv6 subnet provided "
+                "but IPv6 is not enabled (use --ipv6)"
+            )
         net6 = _parse_subnet(subnet6, 6) if subnet6 else _random_ula() if ipv6 else None
         if net6 is not None:
             _check_overlap(net6, networks)
@@ -274,9 +298,16 @@ def create(name: str, subnet: str = "", gateway: str = "", ip_range: str = "",
             pool = _parse_subnet(ip_range)
             if not pool.subnet_of(net):
                 raise InvalidSpec(f"invalid ip-range {ip_range}: it is not within subnet {net}")
-        network = Network(id=new_id(), name=name, subnet=str(net),
-                          gateway=str(gw), ip_range=ip_range and str(_parse_subnet(ip_range)),
-                          internal=internal, labels=dict(labels or {}), created=time.time())
+        network = Network(
+            id=new_id(),
+            name=name,
+            subnet=str(net),
+            gateway=str(gw),
+            ip_range=ip_range and str(_parse_subnet(ip_range)),
+            internal=internal,
+            labels=dict(labels or {}),
+            created=time.time(),
+        )
         if net6 is not None:
             gw6 = _address_in(gateway6, net6, "gateway") if gateway6 else next(net6.hosts())
             network.enable_ipv6, network.subnet6, network.gateway6 = True, str(net6), str(gw6)
@@ -290,8 +321,11 @@ def _address_in(text: str, net: AnyNetwork, what: str) -> ipaddress._BaseAddress
         address = ipaddress.ip_address(text)
     except ValueError:
         raise InvalidSpec(f"invalid {what} address: {text}") from None
-    if address.version != net.version or address not in net or \
-            address in (net.network_address, net.broadcast_address):
+    if (
+        address.version != net.version
+        or address not in net
+        or address in (net.network_address, net.broadcast_address)
+    ):
         raise InvalidSpec(f"{what} address {text} is not within subnet {net}")
     return address
 
@@ -299,6 +333,7 @@ def _address_in(text: str, net: AnyNetwork, what: str) -> ipaddress._BaseAddress
 def delete(network: Network) -> None:
     """Forget a network's files (the caller checked it is unused and removed its bridge)."""
     import shutil  # here: no start needs it
+
     with locked():
         shutil.rmtree(network.directory, ignore_errors=True)
 
@@ -306,5 +341,9 @@ def delete(network: Network) -> None:
 def containers_on(network_id: str) -> list[str]:
     """Ids of containers configured on the network, running or not."""
     from runtime.network import endpoints
-    return [cid for cid, attachments in endpoints.all_attachments()
-            if any(a.network_id == network_id for a in attachments)]
+
+    return [
+        cid
+        for cid, attachments in endpoints.all_attachments()
+        if any(a.network_id == network_id for a in attachments)
+    ]

@@ -46,19 +46,20 @@ def ensure(network: store.Network) -> None:
         return
     links.enable_forwarding()
     with store.locked():
-        links.ensure_bridge(network.bridge, network.gateway, network.prefixlen,
-                            network.gateway6, network.prefixlen6)
+        links.ensure_bridge(
+            network.bridge, network.gateway, network.prefixlen, network.gateway6, network.prefixlen6
+        )
     sync_rules()
 
 
 def sync_rules() -> None:
     from runtime.network import nat  # not on the hot path: only when a bridge is made
+
     with store.locked():
         nat.sync(store.all_unlocked())
 
 
-def plug_one(cid: str, pid: int, attachment: Attachment, ifname: str,
-             route: bool) -> Endpoint:
+def plug_one(cid: str, pid: int, attachment: Attachment, ifname: str, route: bool) -> Endpoint:
     """Put the container whose init is ``pid`` on one network; returns the endpoint."""
     network = _network(attachment)
     ensure(network)
@@ -75,25 +76,42 @@ def plug_one(cid: str, pid: int, attachment: Attachment, ifname: str,
         except KernelError as e:
             if e.errno != errno.EEXIST:
                 raise
-            links.delete(veth)   # a leftover of a crash with the same name
+            links.delete(veth)  # a leftover of a crash with the same name
             links.add_veth(veth, network.bridge, pid, ifname, mac)
-        links.configure_inside(pid, ifname, address, network.prefixlen,
-                               network.gateway if route_ok else None, address6,
-                               network.prefixlen6, network.gateway6 if route_ok else None)
+        links.configure_inside(
+            pid,
+            ifname,
+            address,
+            network.prefixlen,
+            network.gateway if route_ok else None,
+            address6,
+            network.prefixlen6,
+            network.gateway6 if route_ok else None,
+        )
     except BaseException:
         links.delete(veth)
         ipam.release(network, cid, address)
         if address6:
             ipam.release(network, cid, address6)
         raise
-    return Endpoint(network_id=network.id, network_name=network.name,
-                    endpoint_id=store.new_id(), ip=address,
-                    prefixlen=network.prefixlen, gateway=network.gateway, mac=mac,
-                    aliases=attachment.aliases, user_defined=network.user_defined,
-                    ifname=ifname, veth=veth, requested_ip=attachment.ipv4_address,
-                    requested_ip6=attachment.ipv6_address,
-                    ip6=address6, prefixlen6=network.prefixlen6 if address6 else 0,
-                    gateway6=network.gateway6 if address6 else "")
+    return Endpoint(
+        network_id=network.id,
+        network_name=network.name,
+        endpoint_id=store.new_id(),
+        ip=address,
+        prefixlen=network.prefixlen,
+        gateway=network.gateway,
+        mac=mac,
+        aliases=attachment.aliases,
+        user_defined=network.user_defined,
+        ifname=ifname,
+        veth=veth,
+        requested_ip=attachment.ipv4_address,
+        requested_ip6=attachment.ipv6_address,
+        ip6=address6,
+        prefixlen6=network.prefixlen6 if address6 else 0,
+        gateway6=network.gateway6 if address6 else "",
+    )
 
 
 def unplug_one(cid: str, endpoint: Endpoint) -> None:
@@ -119,8 +137,9 @@ def _network(attachment: Attachment) -> store.Network:
             return store.get(attachment.network_name)
         except NotFound:
             pass
-    raise NotFound(f"network {attachment.network_name or attachment.network_id[:12]} "
-                   "not found") from None
+    raise NotFound(
+        f"network {attachment.network_name or attachment.network_id[:12]} not found"
+    ) from None
 
 
 def plug_all(record: Record, pid: int) -> list[Endpoint]:
@@ -133,7 +152,7 @@ def plug_all(record: Record, pid: int) -> list[Endpoint]:
             routed = False
             for index, attachment in enumerate(config.attachments):
                 network = _network(attachment)
-                if network.id != attachment.network_id:   # found by name: made again
+                if network.id != attachment.network_id:  # found by name: made again
                     attachment = replace(attachment, network_id=network.id)
                     config.attachments[index] = attachment
                     endpoints.save_config(cid, config)
@@ -154,7 +173,7 @@ def _quietly_unplug(cid: str, endpoint: Endpoint) -> None:
     try:
         unplug_one(cid, endpoint)
     except MoorageError:
-        pass   # the first failure is the one to report; gc finds what is left
+        pass  # the first failure is the one to report; gc finds what is left
 
 
 def unplug_all(cid: str) -> None:
@@ -166,8 +185,7 @@ def unplug_all(cid: str) -> None:
 
 def write_hosts(record: Record, live: list[Endpoint]) -> None:
     """Rewrite /etc/hosts in place (the inode the bind mount holds must stay)."""
-    text = sandbox.hosts(record.spec, record.hostname, live,
-                         endpoints.load_config(record.id).links)
+    text = sandbox.hosts(record.spec, record.hostname, live, endpoints.load_config(record.id).links)
     rewrite_in_place(record.directory / "hosts", text)
 
 
@@ -194,7 +212,7 @@ def write_resolv_conf(record: Record, embedded: bool) -> bool:
             return False
         rewrite_in_place(path, sandbox.resolv_conf(record.spec, embedded))
     except FileNotFoundError:
-        return False   # none/host modes and the like keep what create wrote
+        return False  # none/host modes and the like keep what create wrote
     except OSError as e:
         raise KernelError.from_oserror("rewrite the container's resolv.conf", e) from e
     return True

@@ -25,5 +25,15 @@ from runtime.registry.client import Registry, Unauthorized
 from runtime.registry.pulling import Pulled, pull
 from runtime.registry.pushing import Pushed, push
 
-__all__ = ["Pulled", "Pushed", "Registry", "SearchResult", "Unauthorized", "login", "logout",
-           "pull", "push", "search"]
+__all__ = [
+    "Pulled",
+    "Pushed",
+    "Registry",
+    "SearchResult",
+    "Unauthorized",
+    "login",
+    "logout",
+    "pull",
+    "push",
+    "search",
+]

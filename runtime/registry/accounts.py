@@ -67,8 +67,10 @@ def search(term: str, limit: int = 25) -> list[SearchResult]:
         _, resp = reg.request("GET", url)
     assert resp is not None
     if resp.status in (404, 405):
-        raise NotFound(f"the registry {domain} does not support search (it has no /v1/search "
-                       "endpoint); ask its owner for the repository names")
+        raise NotFound(
+            f"the registry {domain} does not support search (it has no /v1/search "
+            "endpoint); ask its owner for the repository names"
+        )
     if resp.status != 200:
         raise_for(resp, f"search {domain}")
     results = resp.json().get("results") or []
@@ -76,7 +78,13 @@ def search(term: str, limit: int = 25) -> list[SearchResult]:
     for item in results[:limit]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             continue
-        found.append(SearchResult(item["name"], str(item.get("description") or ""),
-                                  int(item.get("star_count") or 0),
-                                  bool(item.get("is_official")), bool(item.get("is_automated"))))
+        found.append(
+            SearchResult(
+                item["name"],
+                str(item.get("description") or ""),
+                int(item.get("star_count") or 0),
+                bool(item.get("is_official")),
+                bool(item.get("is_automated")),
+            )
+        )
     return found

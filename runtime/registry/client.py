@@ -100,8 +100,9 @@ def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 class Registry:
     """A session with one registry: scheme, auth challenge, tokens and connections."""
 
-    def __init__(self, domain: str, auth: tuple[str, str] | None = None,
-                 *, use_stored: bool = True) -> None:
+    def __init__(
+        self, domain: str, auth: tuple[str, str] | None = None, *, use_stored: bool = True
+    ) -> None:
         self.endpoint = endpoints.endpoint(domain)
         if auth is None and use_stored:
             auth = stored_credentials.get(self.endpoint.domain)
@@ -138,7 +139,8 @@ class Registry:
     def _pool(self) -> dict[tuple[str, str], http.client.HTTPConnection]:
         """This thread's keep-alive connections, keyed by (scheme, netloc)."""
         pool: dict[tuple[str, str], http.client.HTTPConnection] | None = getattr(
-            self._local, "pool", None)
+            self._local, "pool", None
+        )
         if pool is None:
             pool = self._local.pool = {}
             with self._pools_lock:
@@ -147,13 +149,23 @@ class Registry:
 
     def _connect(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
         if scheme == "https":
-            return http.client.HTTPSConnection(netloc, timeout=self.timeout, blocksize=1 << 16,
-                                               context=ssl.create_default_context())
+            return http.client.HTTPSConnection(
+                netloc,
+                timeout=self.timeout,
+                blocksize=1 << 16,
+                context=ssl.create_default_context(),
+            )
         return http.client.HTTPConnection(netloc, timeout=self.timeout, blocksize=1 << 16)
 
-    def _send(self, method: str, url: str, headers: dict[str, str],
-              body: bytes | BinaryIO | None, *, fresh: bool) -> tuple[http.client.HTTPConnection,
-                                                                     http.client.HTTPResponse]:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | BinaryIO | None,
+        *,
+        fresh: bool,
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         parts = urllib.parse.urlsplit(url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         key = (parts.scheme, parts.netloc)
@@ -175,9 +187,14 @@ class Registry:
             return conn, resp
         raise AssertionError("unreachable")
 
-    def _exchange(self, method: str, url: str, headers: dict[str, str],
-                  body: bytes | BinaryIO | None, stream: bool) -> tuple[
-                      http.client.HTTPResponse, Response | None, str]:
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | BinaryIO | None,
+        stream: bool,
+    ) -> tuple[http.client.HTTPResponse, Response | None, str]:
         """One request, following redirects; a small body is read, a stream is not."""
         for _ in range(_MAX_HOPS):
             conn, resp = self._send(method, url, headers, body, fresh=stream)
@@ -203,8 +220,9 @@ class Registry:
             return resp, Response(resp.status, resp.headers, data, url), url
         raise InvalidSpec(f"too many redirects from the registry for {url}")
 
-    def _release(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse,
-                 url: str) -> None:
+    def _release(
+        self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, url: str
+    ) -> None:
         if resp.will_close:
             conn.close()
             return
@@ -225,8 +243,7 @@ class Registry:
         for scheme in schemes:
             url = f"{scheme}://{self.endpoint.host}/v2/"
             try:
-                resp, small, _ = self._exchange("GET", url, {"User-Agent": USER_AGENT}, None,
-                                                False)
+                resp, small, _ = self._exchange("GET", url, {"User-Agent": USER_AGENT}, None, False)
             except KernelError as e:
                 last = e
                 continue
@@ -239,8 +256,12 @@ class Registry:
             return
         assert last is not None
         if not self.endpoint.insecure and last.errno == errno.EPROTO:
-            raise KernelError(last.operation, last.errno, "the registry does not speak HTTPS; "
-                              "if it is yours, list it in MOORAGE_INSECURE_REGISTRIES") from last
+            raise KernelError(
+                last.operation,
+                last.errno,
+                "the registry does not speak HTTPS; "
+                "if it is yours, list it in MOORAGE_INSECURE_REGISTRIES",
+            ) from last
         raise last
 
     def _authorization(self, scopes: tuple[str, ...]) -> dict[str, str]:
@@ -286,9 +307,16 @@ class Registry:
 
     # --- requests ----------------------------------------------------------------------
 
-    def request(self, method: str, path: str, *, scopes: tuple[str, ...] = (),
-                headers: dict[str, str] | None = None, body: bytes | BinaryIO | None = None,
-                stream: bool = False) -> tuple[http.client.HTTPResponse, Response | None]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scopes: tuple[str, ...] = (),
+        headers: dict[str, str] | None = None,
+        body: bytes | BinaryIO | None = None,
+        stream: bool = False,
+    ) -> tuple[http.client.HTTPResponse, Response | None]:
         """Send ``method path`` (a path under the registry, or an absolute URL it gave us).
 
         Returns the raw response (to stream when ``stream`` and the status is 200/206)
@@ -308,9 +336,17 @@ class Registry:
                 self._tokens.pop(scopes, None)
         raise AssertionError("unreachable")
 
-    def call(self, method: str, path: str, *, scopes: tuple[str, ...] = (),
-             headers: dict[str, str] | None = None, body: bytes | BinaryIO | None = None,
-             ok: tuple[int, ...] = (200,), what: str = "") -> Response:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        scopes: tuple[str, ...] = (),
+        headers: dict[str, str] | None = None,
+        body: bytes | BinaryIO | None = None,
+        ok: tuple[int, ...] = (200,),
+        what: str = "",
+    ) -> Response:
         """A request whose answer is small; a status outside ``ok`` raises."""
         _, resp = self.request(method, path, scopes=scopes, headers=headers, body=body)
         assert resp is not None

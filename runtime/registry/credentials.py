@@ -44,8 +44,9 @@ def read_config() -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except ValueError as e:
-        raise KernelError("read the config file", errno.EUCLEAN,
-                          f"{config_path()} is not JSON") from e
+        raise KernelError(
+            "read the config file", errno.EUCLEAN, f"{config_path()} is not JSON"
+        ) from e
     except OSError as e:
         raise KernelError.from_oserror("read the config file", e) from e
     return doc if isinstance(doc, dict) else {}

@@ -93,8 +93,7 @@ class _Unpacking:
     def __init__(self, out: BinaryIO, first: bytes, limit: int) -> None:
         self._out, self._limit, self.size = out, limit, 0
         self.blob_hash = hashlib.sha256()
-        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if first.startswith(
-            _GZIP) else None
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if first.startswith(_GZIP) else None
         self.tar_hash = self.blob_hash if self._inflate is None else hashlib.sha256()
 
     def feed(self, data: bytes) -> None:
@@ -138,8 +137,9 @@ class _Unpacking:
 class Downloads:
     """Download ``blobs`` of ``repository``; store them with ``layer_tar(digest)``."""
 
-    def __init__(self, registry: Registry, repository: str, blobs: list[Descriptor],
-                 emit: Progress) -> None:
+    def __init__(
+        self, registry: Registry, repository: str, blobs: list[Descriptor], emit: Progress
+    ) -> None:
         self._registry, self._repository, self._emit = registry, repository, emit
         self._uses = Counter(d.digest for d in blobs)
         self._blobs: dict[str, _Blob] = {}
@@ -154,8 +154,10 @@ class Downloads:
             blob = self._blobs[desc.digest] = _Blob(desc, Path(name))
             self._queue.put(blob)
         workers = min(concurrency(), len(self._blobs))
-        self._threads = [threading.Thread(target=self._work, name=f"pull-{i}", daemon=True)
-                         for i in range(workers)]
+        self._threads = [
+            threading.Thread(target=self._work, name=f"pull-{i}", daemon=True)
+            for i in range(workers)
+        ]
         for _ in self._threads:
             self._queue.put(None)
         for thread in self._threads:
@@ -190,17 +192,23 @@ class Downloads:
                                 raise _Cancelled("the pull was cancelled")
                             written += len(chunk)
                             if written > desc.size:
-                                raise InvalidSpec(f"layer blob {desc.digest} is larger than "
-                                                  f"the {desc.size} bytes its manifest declares")
+                                raise InvalidSpec(
+                                    f"layer blob {desc.digest} is larger than "
+                                    f"the {desc.size} bytes its manifest declares"
+                                )
                             if spool is None:
                                 spool = _Unpacking(out, chunk, self._limit)
                             spool.feed(chunk)
                             now = time.monotonic()
                             if now - last >= _EVERY:
                                 last = now
-                                self._emit({"status": "Downloading", "id": shown,
-                                            "progressDetail": {"current": written,
-                                                               "total": desc.size}})
+                                self._emit(
+                                    {
+                                        "status": "Downloading",
+                                        "id": shown,
+                                        "progressDetail": {"current": written, "total": desc.size},
+                                    }
+                                )
                         break
                     except _Broken as e:
                         # Only a transfer that was moving is picked up again: a registry
@@ -214,8 +222,10 @@ class Downloads:
         except OSError as e:
             raise KernelError.from_oserror("write a download spool file", e) from e
         if written != desc.size:
-            raise InvalidSpec(f"layer blob {desc.digest} is {written} bytes, not the "
-                              f"{desc.size} its manifest declares")
+            raise InvalidSpec(
+                f"layer blob {desc.digest} is {written} bytes, not the "
+                f"{desc.size} its manifest declares"
+            )
         if spool is None:
             raise InvalidSpec(f"layer blob {desc.digest} is empty")
         if "sha256:" + spool.blob_hash.hexdigest() != desc.digest:
@@ -230,8 +240,12 @@ class Downloads:
         headers = {"Range": f"bytes={offset}-"} if offset else None
         try:
             raw, resp = self._registry.request(
-                "GET", f"/v2/{self._repository}/blobs/{desc.digest}",
-                scopes=(f"repository:{self._repository}:pull",), headers=headers, stream=True)
+                "GET",
+                f"/v2/{self._repository}/blobs/{desc.digest}",
+                scopes=(f"repository:{self._repository}:pull",),
+                headers=headers,
+                stream=True,
+            )
         except KernelError as e:
             raise _Broken(e) from e
         if resp is not None:
@@ -247,14 +261,21 @@ class Downloads:
                 try:
                     chunk = raw.read(_CHUNK)
                 except (OSError, http.client.HTTPException) as e:
-                    raise _Broken(transport_error("GET", f"blob {desc.digest}", e,
-                                                  self._registry.timeout)) from e
+                    raise _Broken(
+                        transport_error("GET", f"blob {desc.digest}", e, self._registry.timeout)
+                    ) from e
                 if not chunk:
                     if raw.length:  # http.client ends a short body quietly
-                        raise _Broken(transport_error(
-                            "GET", f"blob {desc.digest}",
-                            ConnectionResetError(f"the connection closed {raw.length} bytes "
-                                                 "before the end"), self._registry.timeout))
+                        raise _Broken(
+                            transport_error(
+                                "GET",
+                                f"blob {desc.digest}",
+                                ConnectionResetError(
+                                    f"the connection closed {raw.length} bytes before the end"
+                                ),
+                                self._registry.timeout,
+                            )
+                        )
                     return
                 if skip:
                     dropped = min(skip, len(chunk))
@@ -294,8 +315,9 @@ class Downloads:
         blob = self._wait(name)
         shown = short(name)
         size = blob.spool.stat().st_size
-        self._emit({"status": "Extracting", "id": shown, "progressDetail": {
-            "current": 0, "total": size}})
+        self._emit(
+            {"status": "Extracting", "id": shown, "progressDetail": {"current": 0, "total": size}}
+        )
         ok = False
         try:
             yield blob.spool, blob.diff_id

@@ -36,8 +36,10 @@ LISTS = (DOCKER_LIST, OCI_INDEX)
 IMAGES = (DOCKER_MANIFEST, OCI_MANIFEST)
 ACCEPT = ", ".join((DOCKER_MANIFEST, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX))
 _CONFIGS = (DOCKER_CONFIG, OCI_CONFIG)
-_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
-            "application/vnd.docker.distribution.manifest.v1+prettyjws")
+_SCHEMA1 = (
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+)
 
 
 @dataclass(frozen=True)
@@ -81,15 +83,22 @@ def descriptor(doc: object, what: str) -> Descriptor:
 def fetch(registry: Registry, repository: str, reference: str, shown: str) -> Manifest:
     """The manifest ``reference`` (a tag or a digest) of ``repository``; ``shown`` names
     it in errors ('localhost:5000/app:v1')."""
-    raw, resp = registry.request("GET", f"/v2/{repository}/manifests/{reference}",
-                                 scopes=(f"repository:{repository}:pull",),
-                                 headers={"Accept": ACCEPT})
+    raw, resp = registry.request(
+        "GET",
+        f"/v2/{repository}/manifests/{reference}",
+        scopes=(f"repository:{repository}:pull",),
+        headers={"Accept": ACCEPT},
+    )
     assert resp is not None
     if resp.status == 404:
         raise NotFound(f"manifest for {shown} not found: {error_text(404, resp.body)}")
     if resp.status != 200:
-        raise_for(resp, f"pull access denied for {shown}" if resp.status in (401, 403)
-                  else f"fetch the manifest of {shown}")
+        raise_for(
+            resp,
+            f"pull access denied for {shown}"
+            if resp.status in (401, 403)
+            else f"fetch the manifest of {shown}",
+        )
     digest = "sha256:" + hashlib.sha256(resp.body).hexdigest()
     if reference.startswith("sha256:") and digest != reference:
         raise InvalidSpec(f"the manifest the registry sent for {shown} does not match its digest")
@@ -101,8 +110,10 @@ def fetch(registry: Registry, repository: str, reference: str, shown: str) -> Ma
         raise InvalidSpec(f"the manifest of {shown} is not a JSON object")
     kind = doc.get("mediaType") or (raw.getheader("Content-Type") or "").split(";")[0].strip()
     if kind in _SCHEMA1 or doc.get("schemaVersion") == 1:
-        raise InvalidSpec(f"{shown} has a schema 1 manifest, which Moorage does not pull; "
-                          "push it again with a current client")
+        raise InvalidSpec(
+            f"{shown} has a schema 1 manifest, which Moorage does not pull; "
+            "push it again with a current client"
+        )
     if kind not in LISTS + IMAGES:
         kind = OCI_INDEX if "manifests" in doc else OCI_MANIFEST if "layers" in doc else kind
     if kind not in LISTS + IMAGES:
@@ -121,12 +132,19 @@ def pick(index: Manifest, shown: str) -> Descriptor:
     entries = index.doc.get("manifests")
     if not isinstance(entries, list):
         raise InvalidSpec(f"the manifest list of {shown} has no manifests")
-    matches = [d for d in entries if isinstance(d, dict) and isinstance(d.get("platform"), dict)
-               and d["platform"].get("os") == "linux" and d["platform"].get("architecture") == arch]
+    matches = [
+        d
+        for d in entries
+        if isinstance(d, dict)
+        and isinstance(d.get("platform"), dict)
+        and d["platform"].get("os") == "linux"
+        and d["platform"].get("architecture") == arch
+    ]
     variant = _variant()
     exact = [d for d in matches if d["platform"].get("variant") in (None, variant)]
     chosen = (exact or matches)[:1]
     if not chosen:
-        raise NotFound(f"no matching manifest for linux/{arch} in the manifest list entries "
-                       f"of {shown}")
+        raise NotFound(
+            f"no matching manifest for linux/{arch} in the manifest list entries of {shown}"
+        )
     return descriptor(chosen[0], "manifest")

@@ -52,8 +52,13 @@ def _quiet(event: dict[str, Any]) -> None:
     pass
 
 
-def pull(ref: str, *, all_tags: bool = False, progress: Progress | None = None,
-         registry: Registry | None = None) -> list[Pulled]:
+def pull(
+    ref: str,
+    *,
+    all_tags: bool = False,
+    progress: Progress | None = None,
+    registry: Registry | None = None,
+) -> list[Pulled]:
     """Pull ``ref`` (``name[:tag]`` or ``name@sha256:...``), or every tag of it."""
     emit = progress or _quiet
     parsed = references.parse(ref)
@@ -65,15 +70,23 @@ def pull(ref: str, *, all_tags: bool = False, progress: Progress | None = None,
         return [_pull_one(reg, parsed, emit)]
     if parsed.digest is not None or ":" in ref.rsplit("/", 1)[-1]:
         raise InvalidSpec("tag can't be used with --all-tags/-a")
-    pulled = [_pull_one(reg, references.Reference(parsed.domain, parsed.path, tag, None), emit,
-                        tell=False) for tag in list_tags(reg, parsed.path)]
+    pulled = [
+        _pull_one(
+            reg, references.Reference(parsed.domain, parsed.path, tag, None), emit, tell=False
+        )
+        for tag in list_tags(reg, parsed.path)
+    ]
     _status(emit, any(p.downloaded for p in pulled), parsed.familiar_name)
     return pulled
 
 
 def _status(emit: Progress, fresh: bool, shown: str) -> None:
-    emit({"status": f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'} "
-                    f"for {shown}"})
+    emit(
+        {
+            "status": f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'} "
+            f"for {shown}"
+        }
+    )
 
 
 def list_tags(reg: Registry, repository: str) -> list[str]:
@@ -81,8 +94,12 @@ def list_tags(reg: Registry, repository: str) -> list[str]:
     tags: list[str] = []
     path: str | None = f"/v2/{repository}/tags/list"
     while path:
-        resp = reg.call("GET", path, scopes=(f"repository:{repository}:pull",),
-                        what=f"list the tags of {repository}")
+        resp = reg.call(
+            "GET",
+            path,
+            scopes=(f"repository:{repository}:pull",),
+            what=f"list the tags of {repository}",
+        )
         found = resp.json().get("tags") or []
         tags.extend(t for t in found if isinstance(t, str))
         link = resp.headers.get("Link", "")
@@ -96,16 +113,20 @@ def list_tags(reg: Registry, repository: str) -> list[str]:
 def fetch_config(reg: Registry, repository: str, desc: manifests.Descriptor) -> bytes:
     if desc.size > 16 << 20:
         raise InvalidSpec(f"the image config {desc.digest} declares {desc.size} bytes")
-    resp = reg.call("GET", f"/v2/{repository}/blobs/{desc.digest}",
-                    scopes=(f"repository:{repository}:pull",),
-                    what=f"fetch the image config {short(desc.digest)}")
+    resp = reg.call(
+        "GET",
+        f"/v2/{repository}/blobs/{desc.digest}",
+        scopes=(f"repository:{repository}:pull",),
+        what=f"fetch the image config {short(desc.digest)}",
+    )
     if "sha256:" + hashlib.sha256(resp.body).hexdigest() != desc.digest:
         raise InvalidSpec(f"the image config does not match its digest {desc.digest}")
     return resp.body
 
 
-def _pull_one(reg: Registry, ref: references.Reference, emit: Progress, *,
-              tell: bool = True) -> Pulled:
+def _pull_one(
+    reg: Registry, ref: references.Reference, emit: Progress, *, tell: bool = True
+) -> Pulled:
     """Pull one tag or digest; ``tell``: end with the ``Status:`` line (not for -a)."""
     shown = references.familiar(ref)
     wanted = ref.digest or ref.tag or references.DEFAULT_TAG
@@ -124,7 +145,8 @@ def _pull_one(reg: Registry, ref: references.Reference, emit: Progress, *,
             raise InvalidSpec(f"{shown} has a layer of unsupported type {desc.media_type!r}")
     tag = None if ref.digest else references.Reference(ref.domain, ref.path, ref.tag, None)
     candidate = loading.Candidate(
-        config, [loading.LayerRef(d.digest, d.digest) for d in layers], [tag] if tag else [])
+        config, [loading.LayerRef(d.digest, d.digest) for d in layers], [tag] if tag else []
+    )
     loading.check(candidate)
     diff_ids = candidate.diff_ids()
     missing = []
@@ -143,8 +165,10 @@ def _pull_one(reg: Registry, ref: references.Reference, emit: Progress, *,
         downloads.close()
     image_id = loaded[0].image_id
     for desc, diff_id in zip(layers, diff_ids, strict=True):
-        blobinfo.remember(diff_id, blobinfo.BlobInfo(desc.digest, desc.size, desc.media_type,
-                                                     ref.domain, ref.path))
+        blobinfo.remember(
+            diff_id,
+            blobinfo.BlobInfo(desc.digest, desc.size, desc.media_type, ref.domain, ref.path),
+        )
     references.set_digest(references.Reference(ref.domain, ref.path, None, top.digest), image_id)
     emit({"status": f"Digest: {top.digest}"})
     fresh = bool(missing) or not existed or (tag is not None and had != image_id)

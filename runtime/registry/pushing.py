@@ -65,8 +65,13 @@ def _quiet(event: dict[str, object]) -> None:
     pass
 
 
-def push(ref: str, *, all_tags: bool = False, progress: Progress | None = None,
-         registry: Registry | None = None) -> list[Pushed]:
+def push(
+    ref: str,
+    *,
+    all_tags: bool = False,
+    progress: Progress | None = None,
+    registry: Registry | None = None,
+) -> list[Pushed]:
     """Push the local image ``ref`` (``registry/name[:tag]``), or every local tag of it."""
     emit = progress or _quiet
     parsed = references.parse(ref)
@@ -76,11 +81,15 @@ def push(ref: str, *, all_tags: bool = False, progress: Progress | None = None,
         if ":" in ref.rsplit("/", 1)[-1]:
             raise InvalidSpec("tag can't be used with --all-tags/-a")
         table = references.tags()
-        tags = sorted(k.rsplit(":", 1)[1] for k in table
-                      if "@" not in k and k.rsplit(":", 1)[0] == parsed.name)
+        tags = sorted(
+            k.rsplit(":", 1)[1]
+            for k in table
+            if "@" not in k and k.rsplit(":", 1)[0] == parsed.name
+        )
         if not tags:
-            raise InvalidSpec("An image does not exist locally with the tag: "
-                              f"{parsed.familiar_name}")
+            raise InvalidSpec(
+                f"An image does not exist locally with the tag: {parsed.familiar_name}"
+            )
     else:
         tags = [parsed.tag or references.DEFAULT_TAG]
     if registry is None:  # a session of our own: its sockets close when the push ends
@@ -93,22 +102,24 @@ def push(ref: str, *, all_tags: bool = False, progress: Progress | None = None,
         tagged = references.Reference(parsed.domain, parsed.path, tag, None)
         image_id = references.tags().get(str(tagged))
         if image_id is None:
-            raise InvalidSpec("An image does not exist locally with the tag: "
-                              f"{references.familiar(tagged)}")
+            raise InvalidSpec(
+                f"An image does not exist locally with the tag: {references.familiar(tagged)}"
+            )
         done.append(_push_one(reg, tagged, image_id, emit))
     return done
 
 
-def _push_one(reg: Registry, ref: references.Reference, image_id: str,
-              emit: Progress) -> Pushed:
+def _push_one(reg: Registry, ref: references.Reference, image_id: str, emit: Progress) -> Pushed:
     config = store.get_config(image_id)
     diff_ids: list[str] = json.loads(config)["rootfs"]["diff_ids"]
     chains = store.chain_ids(diff_ids)
     for diff_id in reversed(diff_ids):
         emit({"status": "Preparing", "id": short(diff_id), "progressDetail": {}})
     with ThreadPoolExecutor(max_workers=_UPLOADS, thread_name_prefix="push") as pool:
-        jobs = [pool.submit(_push_layer, reg, ref, diff_id, chain, emit)
-                for diff_id, chain in zip(diff_ids, chains, strict=True)]
+        jobs = [
+            pool.submit(_push_layer, reg, ref, diff_id, chain, emit)
+            for diff_id, chain in zip(diff_ids, chains, strict=True)
+        ]
         layers = [job.result() for job in jobs]
     if not _exists(reg, ref.path, image_id):
         _upload_bytes(reg, ref.path, config, image_id)
@@ -116,14 +127,19 @@ def _push_one(reg: Registry, ref: references.Reference, image_id: str,
         "schemaVersion": 2,
         "mediaType": manifests.DOCKER_MANIFEST,
         "config": {"mediaType": manifests.DOCKER_CONFIG, "size": len(config), "digest": image_id},
-        "layers": [{"mediaType": d.media_type, "size": d.size, "digest": d.digest}
-                   for d in layers],
+        "layers": [{"mediaType": d.media_type, "size": d.size, "digest": d.digest} for d in layers],
     }
     body = json.dumps(doc, indent=3).encode()
     digest = "sha256:" + hashlib.sha256(body).hexdigest()
-    reg.call("PUT", f"/v2/{ref.path}/manifests/{ref.tag}", scopes=_scopes(ref.path),
-             headers={"Content-Type": manifests.DOCKER_MANIFEST}, body=body, ok=(200, 201),
-             what=f"push the manifest of {references.familiar(ref)}")
+    reg.call(
+        "PUT",
+        f"/v2/{ref.path}/manifests/{ref.tag}",
+        scopes=_scopes(ref.path),
+        headers={"Content-Type": manifests.DOCKER_MANIFEST},
+        body=body,
+        ok=(200, 201),
+        what=f"push the manifest of {references.familiar(ref)}",
+    )
     references.set_digest(references.Reference(ref.domain, ref.path, None, digest), image_id)
     emit({"status": f"{ref.tag}: digest: {digest} size: {len(body)}"})
     return Pushed(ref.tag or "", digest, len(body))
@@ -141,8 +157,9 @@ def _exists(reg: Registry, repository: str, digest: str) -> bool:
     return resp.status == 200
 
 
-def _push_layer(reg: Registry, ref: references.Reference, diff_id: str, chain: str,
-                emit: Progress) -> manifests.Descriptor:
+def _push_layer(
+    reg: Registry, ref: references.Reference, diff_id: str, chain: str, emit: Progress
+) -> manifests.Descriptor:
     shown = short(diff_id)
     here = [i for i in blobinfo.known(diff_id) if i.registry == ref.domain]
     for info in here:
@@ -169,23 +186,31 @@ def _push_layer(reg: Registry, ref: references.Reference, diff_id: str, chain: s
 
 
 def _descriptor(info: blobinfo.BlobInfo) -> manifests.Descriptor:
-    return manifests.Descriptor(_TO_DOCKER.get(info.mediaType, info.mediaType), info.digest,
-                                info.size)
+    return manifests.Descriptor(
+        _TO_DOCKER.get(info.mediaType, info.mediaType), info.digest, info.size
+    )
 
 
 def _remember(diff_id: str, ref: references.Reference, desc: manifests.Descriptor) -> None:
-    blobinfo.remember(diff_id, blobinfo.BlobInfo(desc.digest, desc.size, desc.media_type,
-                                                 ref.domain, ref.path))
+    blobinfo.remember(
+        diff_id, blobinfo.BlobInfo(desc.digest, desc.size, desc.media_type, ref.domain, ref.path)
+    )
 
 
 def _mount(reg: Registry, repository: str, info: blobinfo.BlobInfo) -> bool:
     query = urllib.parse.urlencode({"mount": info.digest, "from": info.repository})
-    _, resp = reg.request("POST", f"/v2/{repository}/blobs/uploads/?{query}",
-                          scopes=_scopes(repository, f"repository:{info.repository}:pull"))
+    _, resp = reg.request(
+        "POST",
+        f"/v2/{repository}/blobs/uploads/?{query}",
+        scopes=_scopes(repository, f"repository:{info.repository}:pull"),
+    )
     assert resp is not None
     if resp.status == 202 and resp.headers.get("Location"):  # no mount: drop the session
-        reg.request("DELETE", urllib.parse.urljoin(resp.url, resp.headers["Location"]),
-                    scopes=_scopes(repository))
+        reg.request(
+            "DELETE",
+            urllib.parse.urljoin(resp.url, resp.headers["Location"]),
+            scopes=_scopes(repository),
+        )
     return resp.status == 201
 
 
@@ -223,8 +248,9 @@ def _gzipped(tar: Path) -> Iterator[tuple[Path, str, int]]:
         digest = hashlib.sha256()
         with open(tar, "rb") as src, os.fdopen(fd, "wb") as out:
             hashing = _Hashing(out, digest)
-            with gzip.GzipFile(filename="", mode="wb", fileobj=hashing, compresslevel=1,
-                               mtime=0) as gz:
+            with gzip.GzipFile(
+                filename="", mode="wb", fileobj=hashing, compresslevel=1, mtime=0
+            ) as gz:
                 while chunk := src.read(1 << 20):
                     gz.write(chunk)
         yield spool, "sha256:" + digest.hexdigest(), spool.stat().st_size
@@ -259,34 +285,50 @@ class _Reporting:
         now = time.monotonic()
         if data and now - self._last >= _EVERY:
             self._last = now
-            self._emit({"status": "Pushing", "id": self._shown, "progressDetail": {
-                "current": self.sent, "total": self._total}})
+            self._emit(
+                {
+                    "status": "Pushing",
+                    "id": self._shown,
+                    "progressDetail": {"current": self.sent, "total": self._total},
+                }
+            )
         return data
 
 
 def _start_upload(reg: Registry, repository: str) -> str:
-    resp = reg.call("POST", f"/v2/{repository}/blobs/uploads/", scopes=_scopes(repository),
-                    ok=(202,), what=f"push to {reg.endpoint.domain}/{repository}")
+    resp = reg.call(
+        "POST",
+        f"/v2/{repository}/blobs/uploads/",
+        scopes=_scopes(repository),
+        ok=(202,),
+        what=f"push to {reg.endpoint.domain}/{repository}",
+    )
     location = resp.headers.get("Location")
     if not location:
         raise InvalidSpec("the registry started an upload without a Location")
     return urllib.parse.urljoin(resp.url, location)
 
 
-def _upload(reg: Registry, repository: str, body: BinaryIO | _Reporting, size: int,
-            digest: str) -> None:
+def _upload(
+    reg: Registry, repository: str, body: BinaryIO | _Reporting, size: int, digest: str
+) -> None:
     url = _start_upload(reg, repository)
     url += ("&" if "?" in url else "?") + urllib.parse.urlencode({"digest": digest})
-    _, resp = reg.request("PUT", url, scopes=_scopes(repository), body=body,  # type: ignore[arg-type]
-                          headers={"Content-Type": "application/octet-stream",
-                                   "Content-Length": str(size)})
+    _, resp = reg.request(
+        "PUT",
+        url,
+        scopes=_scopes(repository),
+        body=body,  # type: ignore[arg-type]
+        headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+    )
     assert resp is not None
     if resp.status not in (201, 204):
         raise_for(resp, f"upload blob {short(digest)}")
 
 
-def _upload_layer(reg: Registry, repository: str, blob: Path, size: int, digest: str,
-                  shown: str, emit: Progress) -> None:
+def _upload_layer(
+    reg: Registry, repository: str, blob: Path, size: int, digest: str, shown: str, emit: Progress
+) -> None:
     """Upload a layer blob; a connection that breaks once bytes went out starts a fresh
     upload after a pause, as docker's ``Retrying in N seconds`` (a registry keeps no
     usable part of a broken monolithic or chunked upload: distribution invalidates it)."""
@@ -302,11 +344,15 @@ def _upload_layer(reg: Registry, repository: str, blob: Path, size: int, digest:
         except OSError as e:
             raise KernelError.from_oserror(f"read layer blob {shown}", e) from e
         for left in range(attempt * _RETRY_PAUSE, 0, -1):
-            emit({"status": f"Retrying in {left} second{'s' if left > 1 else ''}",
-                  "id": shown, "progressDetail": {}})
+            emit(
+                {
+                    "status": f"Retrying in {left} second{'s' if left > 1 else ''}",
+                    "id": shown,
+                    "progressDetail": {},
+                }
+            )
             time.sleep(1)
 
 
 def _upload_bytes(reg: Registry, repository: str, data: bytes, digest: str) -> None:
     _upload(reg, repository, io.BytesIO(data), len(data), digest)
-

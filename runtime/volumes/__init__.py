@@ -40,8 +40,21 @@ from runtime.volumes.store import (
 )
 
 __all__ = [
-    "ANONYMOUS_LABEL", "Prepared", "Volume", "create", "discard", "get", "host_config_mounts",
+    "ANONYMOUS_LABEL",
+    "Prepared",
+    "Volume",
+    "create",
+    "discard",
+    "get",
+    "host_config_mounts",
     "list_volumes",
-    "locked", "prepare", "prune", "release", "remove", "size", "usage", "validate",
+    "locked",
+    "prepare",
+    "prune",
+    "release",
+    "remove",
+    "size",
+    "usage",
+    "validate",
     "with_anonymous_volumes",
 ]

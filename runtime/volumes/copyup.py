@@ -45,7 +45,7 @@ def seed(root: str, target: str, volume: str) -> bool:
         return False
     except OSError as e:
         raise KernelError.from_oserror("open image directory for copy-up", e) from e
-    old_umask = os.umask(0)   # modes are given exactly at creation
+    old_umask = os.umask(0)  # modes are given exactly at creation
     try:
         dst = os.open(volume, _DIR)
         try:
@@ -64,7 +64,7 @@ def seed(root: str, target: str, volume: str) -> bool:
 
 
 def _copy_attributes(st: os.stat_result, fd: int) -> None:
-    os.fchown(fd, st.st_uid, st.st_gid)     # chown clears set-id bits, so mode comes after
+    os.fchown(fd, st.st_uid, st.st_gid)  # chown clears set-id bits, so mode comes after
     os.fchmod(fd, stat.S_IMODE(st.st_mode))
     os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
 
@@ -105,8 +105,12 @@ def _node_attributes(name: str, st: os.stat_result, dst: int) -> None:
 def _copy_file(name: str, st: os.stat_result, src: int, dst: int) -> None:
     fd_in = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
     try:
-        fd_out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, 0o600, dir_fd=dst)
+        fd_out = os.open(
+            name,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+            dir_fd=dst,
+        )
         try:
             while True:
                 sent = os.sendfile(fd_out, fd_in, None, 1 << 30)

@@ -22,11 +22,16 @@ _PROPAGATION = {"shared", "rshared", "slave", "rslave", "private", "rprivate"}
 _COPY = {"nocopy"}
 # --tmpfs options: mount(2) flags (set, clear) and the data keys tmpfs understands.
 _TMPFS_FLAGS = {
-    "ro": (sc.MS_RDONLY, 0), "rw": (0, sc.MS_RDONLY),
-    "nosuid": (sc.MS_NOSUID, 0), "suid": (0, sc.MS_NOSUID),
-    "nodev": (sc.MS_NODEV, 0), "dev": (0, sc.MS_NODEV),
-    "noexec": (sc.MS_NOEXEC, 0), "exec": (0, sc.MS_NOEXEC),
-    "noatime": (sc.MS_NOATIME, 0), "atime": (0, sc.MS_NOATIME),
+    "ro": (sc.MS_RDONLY, 0),
+    "rw": (0, sc.MS_RDONLY),
+    "nosuid": (sc.MS_NOSUID, 0),
+    "suid": (0, sc.MS_NOSUID),
+    "nodev": (sc.MS_NODEV, 0),
+    "dev": (0, sc.MS_NODEV),
+    "noexec": (sc.MS_NOEXEC, 0),
+    "exec": (0, sc.MS_NOEXEC),
+    "noatime": (sc.MS_NOATIME, 0),
+    "atime": (0, sc.MS_NOATIME),
     "strictatime": (sc.MS_STRICTATIME, 0),
 }
 _TMPFS_DATA = {"size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol"}
@@ -37,18 +42,18 @@ TMPFS_DEFAULT_FLAGS = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
 class MountRequest:
     """One mount a user asked for. ``source`` is a volume name, a host path or ''."""
 
-    type: str                     # volume | bind | tmpfs
+    type: str  # volume | bind | tmpfs
     target: str
     source: str = ""
     readonly: bool = False
-    mode: str = ""                # the -v mode as typed, shown in inspect
+    mode: str = ""  # the -v mode as typed, shown in inspect
     nocopy: bool = False
-    create_source: bool = False   # -v creates a missing host dir; --mount refuses
+    create_source: bool = False  # -v creates a missing host dir; --mount refuses
     tmpfs_flags: int = TMPFS_DEFAULT_FLAGS
     tmpfs_data: str = ""
     volume_labels: dict[str, str] = field(default_factory=dict)
     volume_options: dict[str, str] = field(default_factory=dict)
-    origin: str = "-v"            # -v | --mount | --tmpfs, for HostConfig
+    origin: str = "-v"  # -v | --mount | --tmpfs, for HostConfig
 
     @property
     def anonymous(self) -> bool:
@@ -58,7 +63,7 @@ class MountRequest:
 @dataclass(frozen=True)
 class VolumesFrom:
     container: str
-    mode: str = ""                # '', 'ro' or 'rw'
+    mode: str = ""  # '', 'ro' or 'rw'
 
 
 def _check_target(target: str) -> None:
@@ -72,16 +77,18 @@ def _check_target(target: str) -> None:
 
 def check_volume_name(name: str) -> str:
     if not VOLUME_NAME.match(name):
-        raise InvalidSpec(f'"{name}" includes invalid characters for a local volume name, '
-                          'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to '
-                          "pass a host directory, use absolute path")
+        raise InvalidSpec(
+            f'"{name}" includes invalid characters for a local volume name, '
+            'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to '
+            "pass a host directory, use absolute path"
+        )
     return name
 
 
 def _valid_mode(mode: str) -> bool:
     if not mode:
         return True
-    seen: dict[int, int] = {}   # group index → how many of its words the mode holds
+    seen: dict[int, int] = {}  # group index → how many of its words the mode holds
     for word in mode.split(","):
         for index, group in enumerate((_ACCESS, _LABEL, _PROPAGATION, _COPY)):
             if word in group:
@@ -101,7 +108,7 @@ def parse_volume(raw: str) -> MountRequest:
     if len(parts) == 1:
         target = parts[0]
     elif len(parts) == 2:
-        if _valid_mode(parts[1]):   # 'TARGET:MODE' names no source: not a volume
+        if _valid_mode(parts[1]):  # 'TARGET:MODE' names no source: not a volume
             raise InvalidSpec(f"invalid volume specification: '{raw}'")
         source, target = parts
     elif len(parts) == 3:
@@ -121,12 +128,19 @@ def parse_volume(raw: str) -> MountRequest:
         if kind == "bind" and "nocopy" in words:
             raise InvalidSpec("field VolumeOptions must not be specified")
     except InvalidSpec as e:
-        raise InvalidSpec(f"invalid volume specification: '{raw}': invalid mount config "
-                          f'for type "{kind}": {e}') from None
-    return MountRequest(type=kind, target=posixpath.normpath(target),
-                        source=posixpath.normpath(source) if kind == "bind" else source,
-                        readonly="ro" in words, mode=mode, nocopy="nocopy" in words,
-                        create_source=True, origin="-v")
+        raise InvalidSpec(
+            f"invalid volume specification: '{raw}': invalid mount config for type \"{kind}\": {e}"
+        ) from None
+    return MountRequest(
+        type=kind,
+        target=posixpath.normpath(target),
+        source=posixpath.normpath(source) if kind == "bind" else source,
+        readonly="ro" in words,
+        mode=mode,
+        nocopy="nocopy" in words,
+        create_source=True,
+        origin="-v",
+    )
 
 
 def _bool(key: str, value: str) -> bool:
@@ -156,7 +170,7 @@ def _parse_mount(raw: str) -> MountRequest:
     readonly = nocopy = False
     labels: dict[str, str] = {}
     options: dict[str, str] = {}
-    used: set[str] = set()   # which option families appear: volume, bind, tmpfs
+    used: set[str] = set()  # which option families appear: volume, bind, tmpfs
     size, tmpfs_mode = "", ""
     for item in raw.split(","):
         key, sep, value = item.partition("=")
@@ -232,13 +246,22 @@ def _parse_mount(raw: str) -> MountRequest:
             raise InvalidSpec("field Source must not be specified")
     except InvalidSpec as e:
         raise InvalidSpec(f'invalid mount config for type "{kind}": {e}') from None
-    data = ",".join(x for x in (f"size={size}" if size else "",
-                                f"mode={tmpfs_mode}" if tmpfs_mode else "") if x)
+    data = ",".join(
+        x for x in (f"size={size}" if size else "", f"mode={tmpfs_mode}" if tmpfs_mode else "") if x
+    )
     flags = TMPFS_DEFAULT_FLAGS | (sc.MS_RDONLY if readonly and kind == "tmpfs" else 0)
-    return MountRequest(type=kind, target=posixpath.normpath(target),
-                        source=posixpath.normpath(source) if kind == "bind" else source,
-                        readonly=readonly, nocopy=nocopy, tmpfs_flags=flags, tmpfs_data=data,
-                        volume_labels=labels, volume_options=options, origin="--mount")
+    return MountRequest(
+        type=kind,
+        target=posixpath.normpath(target),
+        source=posixpath.normpath(source) if kind == "bind" else source,
+        readonly=readonly,
+        nocopy=nocopy,
+        tmpfs_flags=flags,
+        tmpfs_data=data,
+        volume_labels=labels,
+        volume_options=options,
+        origin="--mount",
+    )
 
 
 def parse_tmpfs(raw: str) -> MountRequest:
@@ -249,9 +272,15 @@ def parse_tmpfs(raw: str) -> MountRequest:
     except InvalidSpec as e:
         raise InvalidSpec(f"invalid tmpfs specification '{raw}': {e}") from None
     flags, data = tmpfs_options(opts)
-    return MountRequest(type="tmpfs", target=posixpath.normpath(target),
-                        readonly=bool(flags & sc.MS_RDONLY), mode=opts, tmpfs_flags=flags,
-                        tmpfs_data=data, origin="--tmpfs")
+    return MountRequest(
+        type="tmpfs",
+        target=posixpath.normpath(target),
+        readonly=bool(flags & sc.MS_RDONLY),
+        mode=opts,
+        tmpfs_flags=flags,
+        tmpfs_data=data,
+        origin="--tmpfs",
+    )
 
 
 def tmpfs_options(opts: str) -> tuple[int, str]:

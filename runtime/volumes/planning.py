@@ -35,7 +35,7 @@ from runtime.volumes.parsing import (
 @dataclass
 class Requests:
     explicit: list[MountRequest]
-    volumes_from: list[tuple[VolumesFrom, str]]    # with the resolved container id
+    volumes_from: list[tuple[VolumesFrom, str]]  # with the resolved container id
 
 
 @dataclass
@@ -44,18 +44,26 @@ class Prepared:
     tmpfs: list[dict[str, Any]] = field(default_factory=list)
     mounts: list[dict[str, Any]] = field(default_factory=list)
     anonymous_volumes: list[str] = field(default_factory=list)
-    created: list[str] = field(default_factory=list)   # volumes made by this prepare
+    created: list[str] = field(default_factory=list)  # volumes made by this prepare
 
     def extra(self) -> dict[str, Any]:
-        return {"binds": self.binds, "tmpfs": self.tmpfs, "mounts": self.mounts,
-                "anonymous_volumes": self.anonymous_volumes}
+        return {
+            "binds": self.binds,
+            "tmpfs": self.tmpfs,
+            "mounts": self.mounts,
+            "anonymous_volumes": self.anonymous_volumes,
+        }
 
 
 def validate(spec: ContainerSpec) -> Requests:
     """Every storage option parsed, or InvalidSpec with Docker's reason; no side effects."""
     from runtime.containers import store as containers
-    explicit = ([parse_volume(v) for v in spec.volumes] + [parse_mount(m) for m in spec.mounts]
-                + [parse_tmpfs(t) for t in spec.tmpfs])
+
+    explicit = (
+        [parse_volume(v) for v in spec.volumes]
+        + [parse_mount(m) for m in spec.mounts]
+        + [parse_tmpfs(t) for t in spec.tmpfs]
+    )
     seen: set[str] = set()
     for request in explicit:
         if request.target in seen:
@@ -75,8 +83,7 @@ def with_anonymous_volumes(spec: ContainerSpec, image_config: dict[str, Any]) ->
     """The image's Config block with the ``-v /path`` targets added to ``Volumes``: the
     container's ``Config.Volumes`` as Docker shows it (and commits it). Named volumes,
     binds and ``--mount`` stay out of it, as the docker CLI leaves them out."""
-    anonymous = [request.target for request in map(parse_volume, spec.volumes)
-                 if request.anonymous]
+    anonymous = [request.target for request in map(parse_volume, spec.volumes) if request.anonymous]
     if not anonymous:
         return image_config
     shown = dict(image_config.get("Volumes") or {})
@@ -104,6 +111,7 @@ def discard(prepared: Prepared) -> None:
 
 def _prepare(out: Prepared, requests: Requests, image_config: dict[str, Any]) -> None:
     from runtime.containers import store as containers
+
     by_target: dict[str, MountRequest | dict[str, Any]] = {}
     inherited_anonymous: set[str] = set()
     # --volumes-from first; the container's own mounts win over inherited ones.
@@ -126,8 +134,7 @@ def _prepare(out: Prepared, requests: Requests, image_config: dict[str, Any]) ->
         if isinstance(item, dict):
             _inherit(out, item, inherited_anonymous)
         elif item.type == "tmpfs":
-            out.tmpfs.append({"target": target, "flags": item.tmpfs_flags,
-                              "data": item.tmpfs_data})
+            out.tmpfs.append({"target": target, "flags": item.tmpfs_flags, "data": item.tmpfs_data})
             if item.origin == "--mount":
                 out.mounts.append(_doc("tmpfs", "", target, item.mode, not item.readonly))
         elif item.type == "bind":
@@ -139,14 +146,22 @@ def _prepare(out: Prepared, requests: Requests, image_config: dict[str, Any]) ->
 def _bind(out: Prepared, item: MountRequest) -> None:
     if not os.path.lexists(item.source):
         if not item.create_source:
-            raise InvalidSpec(f'invalid mount config for type "bind": bind source path does '
-                              f"not exist: {item.source}")
+            raise InvalidSpec(
+                f'invalid mount config for type "bind": bind source path does '
+                f"not exist: {item.source}"
+            )
         try:
             os.makedirs(item.source, mode=0o755, exist_ok=True)
         except OSError as e:
             raise KernelError.from_oserror("create bind source", e) from e
-    out.binds.append({"source": item.source, "target": item.target, "readonly": item.readonly,
-                      "create_file": not os.path.isdir(item.source)})
+    out.binds.append(
+        {
+            "source": item.source,
+            "target": item.target,
+            "readonly": item.readonly,
+            "create_file": not os.path.isdir(item.source),
+        }
+    )
     out.mounts.append(_doc("bind", item.source, item.target, item.mode, not item.readonly))
 
 
@@ -164,38 +179,49 @@ def _volume(out: Prepared, item: MountRequest) -> None:
     if item.anonymous:
         out.anonymous_volumes.append(volume.name)
     _mount_volume(out, volume, item.target, item.readonly, copy_up=not item.nocopy)
-    out.mounts.append(_doc("volume", str(volume.mountpoint), item.target, item.mode,
-                           not item.readonly, volume.name))
+    out.mounts.append(
+        _doc(
+            "volume", str(volume.mountpoint), item.target, item.mode, not item.readonly, volume.name
+        )
+    )
 
 
 def _inherit(out: Prepared, mount: dict[str, Any], anonymous: set[str]) -> None:
     target, readonly = mount["Destination"], not mount.get("RW", True)
     if mount["Type"] == "bind":
-        out.binds.append({"source": mount["Source"], "target": target, "readonly": readonly,
-                          "create_file": not os.path.isdir(mount["Source"])})
+        out.binds.append(
+            {
+                "source": mount["Source"],
+                "target": target,
+                "readonly": readonly,
+                "create_file": not os.path.isdir(mount["Source"]),
+            }
+        )
     else:
-        volume = store.get(mount["Name"])   # in use by its container, so still there
+        volume = store.get(mount["Name"])  # in use by its container, so still there
         if volume.name in anonymous:
             out.anonymous_volumes.append(volume.name)
         _mount_volume(out, volume, target, readonly, copy_up=False)
     out.mounts.append(dict(mount))
 
 
-def _mount_volume(out: Prepared, volume: store.Volume, target: str, readonly: bool,
-                  copy_up: bool) -> None:
+def _mount_volume(
+    out: Prepared, volume: store.Volume, target: str, readonly: bool, copy_up: bool
+) -> None:
     options = volume.options
     if options.get("type") == "tmpfs":
         flags, data = tmpfs_options(options.get("o", ""))
         out.tmpfs.append({"target": target, "flags": flags, "data": data})
         return
-    source = options["device"] if "bind" in options.get("o", "").split(",") \
-        else str(volume.mountpoint)
-    out.binds.append({"source": source, "target": target, "readonly": readonly,
-                      "copy_up": copy_up})
+    source = (
+        options["device"] if "bind" in options.get("o", "").split(",") else str(volume.mountpoint)
+    )
+    out.binds.append({"source": source, "target": target, "readonly": readonly, "copy_up": copy_up})
 
 
-def _doc(kind: str, source: str, target: str, mode: str, rw: bool,
-         name: str = "") -> dict[str, Any]:
+def _doc(
+    kind: str, source: str, target: str, mode: str, rw: bool, name: str = ""
+) -> dict[str, Any]:
     """One entry of ``inspect``'s ``Mounts``, in Docker's shape."""
     doc: dict[str, Any] = {"Type": kind}
     if name:
@@ -220,19 +246,30 @@ def host_config_mounts(raw_mounts: tuple[str, ...]) -> list[dict[str, Any]] | No
     shown = []
     for raw in raw_mounts:
         request = parse_mount(raw)
-        doc: dict[str, Any] = {"Type": request.type, "Source": request.source,
-                               "Target": request.target}
+        doc: dict[str, Any] = {
+            "Type": request.type,
+            "Source": request.source,
+            "Target": request.target,
+        }
         if request.readonly:
             doc["ReadOnly"] = True
-        if request.type == "volume" and (request.nocopy or request.volume_labels
-                                         or request.volume_options):
+        if request.type == "volume" and (
+            request.nocopy or request.volume_labels or request.volume_options
+        ):
             doc["VolumeOptions"] = {
-                "NoCopy": request.nocopy, "Labels": dict(request.volume_labels),
-                "DriverConfig": {"Name": "local", "Options": dict(request.volume_options)}}
+                "NoCopy": request.nocopy,
+                "Labels": dict(request.volume_labels),
+                "DriverConfig": {"Name": "local", "Options": dict(request.volume_options)},
+            }
         if request.type == "tmpfs" and request.tmpfs_data:
             options = dict(item.split("=", 1) for item in request.tmpfs_data.split(","))
-            doc["TmpfsOptions"] = {k: v for k, v in (
-                ("SizeBytes", int(options["size"]) if "size" in options else None),
-                ("Mode", int(options["mode"], 8) if "mode" in options else None)) if v}
+            doc["TmpfsOptions"] = {
+                k: v
+                for k, v in (
+                    ("SizeBytes", int(options["size"]) if "size" in options else None),
+                    ("Mode", int(options["mode"], 8) if "mode" in options else None),
+                )
+                if v
+            }
         shown.append(doc)
     return shown or None

@@ -24,8 +24,11 @@ _MS_NODIRATIME = 2048
 _MS_RELATIME = 1 << 21
 # statvfs(2) f_flag bits and the mount(2) flags they stand for.
 _KEPT = (
-    (os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV), (os.ST_NOEXEC, sc.MS_NOEXEC),
-    (os.ST_NOATIME, sc.MS_NOATIME), (os.ST_NODIRATIME, _MS_NODIRATIME),
+    (os.ST_NOSUID, sc.MS_NOSUID),
+    (os.ST_NODEV, sc.MS_NODEV),
+    (os.ST_NOEXEC, sc.MS_NOEXEC),
+    (os.ST_NOATIME, sc.MS_NOATIME),
+    (os.ST_NODIRATIME, _MS_NODIRATIME),
     (os.ST_RELATIME, _MS_RELATIME),
 )
 
@@ -34,8 +37,8 @@ def _unescape(field: str) -> str:
     """mountinfo escapes space, tab, newline and backslash as ``\\ooo``."""
     out, i = [], 0
     while i < len(field):
-        if field[i] == "\\" and i + 3 < len(field) and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
+        if field[i] == "\\" and i + 3 < len(field) and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
             i += 4
         else:
             out.append(field[i])
@@ -61,5 +64,4 @@ def kept_flags(mount_point: str) -> int:
 def read_only(path: str) -> None:
     """Remount the mount at ``path`` and every mount below it read-only."""
     for point in mounts_under(path):
-        sc.mount(None, point, None,
-                 sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | kept_flags(point))
+        sc.mount(None, point, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | kept_flags(point))

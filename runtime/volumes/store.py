@@ -25,8 +25,8 @@ from runtime.errors import InUse, InvalidSpec, KernelError, NotFound
 from runtime.state import flocked, read_json, write_json
 from runtime.volumes.parsing import check_volume_name
 
-ANONYMOUS_LABEL = "com.docker.volume.anonymous"   # Docker 23+ marks anonymous volumes so
-OPTION_KEYS = ("type", "device", "o", "size")     # prune can spare named ones
+ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # Docker 23+ marks anonymous volumes so
+OPTION_KEYS = ("type", "device", "o", "size")  # prune can spare named ones
 
 
 @dataclass(frozen=True)
@@ -79,12 +79,17 @@ def _check_options(options: dict[str, str]) -> None:
         return
     if "bind" in mount_opts and options.get("device", "").startswith("/"):
         return
-    raise InvalidSpec("the local driver here supports only type=tmpfs, or o=bind with an "
-                      "absolute device path")
+    raise InvalidSpec(
+        "the local driver here supports only type=tmpfs, or o=bind with an absolute device path"
+    )
 
 
-def create(name: str | None = None, labels: dict[str, str] | None = None,
-           options: dict[str, str] | None = None, driver: str = "local") -> Volume:
+def create(
+    name: str | None = None,
+    labels: dict[str, str] | None = None,
+    options: dict[str, str] | None = None,
+    driver: str = "local",
+) -> Volume:
     """Create a volume, or return the one of that name (``volume create`` is idempotent)."""
     if driver != "local":
         raise NotFound(f'error looking up volume plugin {driver}: plugin "{driver}" not found')
@@ -98,19 +103,27 @@ def create(name: str | None = None, labels: dict[str, str] | None = None,
         return get(name)
     except NotFound:
         pass
-    volume = Volume(name=name, created=time.time(), driver=driver, labels=dict(labels or {}),
-                    options=options)
+    volume = Volume(
+        name=name, created=time.time(), driver=driver, labels=dict(labels or {}), options=options
+    )
     staging = paths.volumes() / f".staging-{os.urandom(8).hex()}"
     try:
         (staging / "_data").mkdir(parents=True, mode=0o755)
         os.chmod(staging, 0o701)
-        write_json(staging / "volume.json", {
-            "name": name, "created": volume.created, "driver": driver,
-            "labels": volume.labels, "options": options})
+        write_json(
+            staging / "volume.json",
+            {
+                "name": name,
+                "created": volume.created,
+                "driver": driver,
+                "labels": volume.labels,
+                "options": options,
+            },
+        )
         os.rename(staging, volume.directory)
     except OSError as e:
         shutil.rmtree(staging, ignore_errors=True)
-        if volume.directory.exists():   # a concurrent create of the same name won
+        if volume.directory.exists():  # a concurrent create of the same name won
             return get(name)
         raise KernelError.from_oserror("create volume", e) from e
     return volume
@@ -123,14 +136,20 @@ def get(name: str) -> Volume:
         data = read_json(paths.volumes() / name / "volume.json")
     except (FileNotFoundError, NotADirectoryError):
         raise NotFound(f"get {name}: no such volume") from None
-    return Volume(name=data["name"], created=data["created"], driver=data.get("driver", "local"),
-                  labels=data.get("labels") or {}, options=data.get("options") or {})
+    return Volume(
+        name=data["name"],
+        created=data["created"],
+        driver=data.get("driver", "local"),
+        labels=data.get("labels") or {},
+        options=data.get("options") or {},
+    )
 
 
 def list_volumes() -> list[Volume]:
     try:
-        names = sorted(e.name for e in os.scandir(paths.volumes())
-                       if e.is_dir() and not e.name.startswith("."))
+        names = sorted(
+            e.name for e in os.scandir(paths.volumes()) if e.is_dir() and not e.name.startswith(".")
+        )
     except FileNotFoundError:
         return []
     found = []
@@ -138,13 +157,14 @@ def list_volumes() -> list[Volume]:
         try:
             found.append(get(name))
         except NotFound:
-            continue   # removed while we listed
+            continue  # removed while we listed
     return found
 
 
 def usage() -> dict[str, list[str]]:
     """Volume name → ids of the containers (running or not) that mount it."""
     from runtime.containers import store as containers
+
     users: dict[str, list[str]] = {}
     for cid in containers.ids():
         try:

@@ -101,24 +101,40 @@ def oci_files(*images: Img, gzip_layers: bool = False, lie: dict | None = None) 
             blob = gzip.compress(lay, mtime=0) if gzip_layers else lay
             files[f"blobs/sha256/{sha(blob)[7:]}"] = blob
             kind = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if gzip_layers else "")
-            descs.append({"mediaType": kind, "digest": sha(blob), "size": len(blob),
-                          **(lie or {}).get("layer", {})})
+            descs.append(
+                {
+                    "mediaType": kind,
+                    "digest": sha(blob),
+                    "size": len(blob),
+                    **(lie or {}).get("layer", {}),
+                }
+            )
         files[f"blobs/sha256/{img.id[7:]}"] = img.config
-        manifest = json.dumps({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": img.id, "size": len(img.config),
-                       **(lie or {}).get("config", {})},
-            "layers": descs,
-        }).encode()
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": img.id,
+                    "size": len(img.config),
+                    **(lie or {}).get("config", {}),
+                },
+                "layers": descs,
+            }
+        ).encode()
         files[f"blobs/sha256/{sha(manifest)[7:]}"] = manifest
         for tag in img.tags or [None]:
-            desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "digest": sha(manifest), "size": len(manifest)}
+            desc = {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": sha(manifest),
+                "size": len(manifest),
+            }
             if tag:
-                desc["annotations"] = {"io.containerd.image.name": tag,
-                                       "org.opencontainers.image.ref.name": tag.split(":")[-1]}
+                desc["annotations"] = {
+                    "io.containerd.image.name": tag,
+                    "org.opencontainers.image.ref.name": tag.split(":")[-1],
+                }
             index.append(desc)
     files["index.json"] = json.dumps({"schemaVersion": 2, "manifests": index}).encode()
     return files
@@ -141,8 +157,10 @@ def gzip_bomb(files: int, each: int) -> bytes:
     """A gzipped tar of ``files`` files of ``each`` zero bytes: a few KiB that unpack to
     ``files * each`` bytes. Written through the compressor, never held uncompressed."""
     out = io.BytesIO()
-    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as packed, \
-            tarfile.open(fileobj=packed, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+    with (
+        gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as packed,
+        tarfile.open(fileobj=packed, mode="w|", format=tarfile.PAX_FORMAT) as tf,
+    ):
         for index in range(files):
             info, _ = entry(f"zeros-{index}")
             info.size = each

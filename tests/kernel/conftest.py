@@ -30,9 +30,14 @@ class Result:
 
 class Moorage:
     def __call__(self, *args: str, input: str | None = None, timeout: float = 60) -> Result:
-        done = subprocess.run(CLI + list(args), input=input, capture_output=True, text=True,
-                              timeout=timeout, stdin=None if input is not None else
-                              subprocess.DEVNULL)
+        done = subprocess.run(
+            CLI + list(args),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
         return Result(done.returncode, done.stdout, done.stderr)
 
     def ok(self, *args: str, input: str | None = None, timeout: float = 60) -> str:

@@ -27,15 +27,16 @@ files_used: list[Path] = []
 
 
 @pytest.fixture(autouse=True)
-def as_tar_files(monkeypatch: pytest.MonkeyPatch,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def as_tar_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     real = archive.extract
     spools = tmp_path_factory.mktemp("as-files")
 
     def through_a_file(source: Any, dest: Path, **options: Any) -> int:
         if not isinstance(source, io.BytesIO):
             return real(source, dest, **options)
-        data = source.getvalue()[source.tell():]
+        data = source.getvalue()[source.tell() :]
         if data.startswith(_MAGIC):
             return real(source, dest, **options)
         path = spools / f"{next(_counter)}.tar"

@@ -20,8 +20,9 @@ TOO_MANY_CPUS = str((os.cpu_count() or 1) + 1)
 
 
 def snapshot(moorage) -> list[str]:
-    return moorage.ok("ps", "-a", "--no-trunc", "--format",
-                      "{{.ID}} {{.Names}} {{.State}}").splitlines()
+    return moorage.ok(
+        "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.State}}"
+    ).splitlines()
 
 
 def refused(moorage, args: list[str], code: int, message: str) -> Result:
@@ -48,22 +49,35 @@ def taken(moorage) -> str:
 RUN_REFUSALS = {
     "invalid name": (["--name", "bad name!", "busybox", "true"], "Invalid container name"),
     "memory that is not a size": (["-m", "12x", "busybox", "true"], "invalid size"),
-    "memory below the minimum": (["-m", "4m", "busybox", "true"],
-                                 "Minimum memory limit allowed is 6MB"),
-    "cpus that is not a number": (["--cpus", "abc", "busybox", "true"],
-                                  'invalid argument "abc" for "--cpus"'),
-    "more cpus than the host has": (["--cpus", TOO_MANY_CPUS, "busybox", "true"],
-                                    "Range of CPUs is from 0.01"),
-    "unknown restart policy": (["--restart", "sometimes", "busybox", "true"],
-                               "invalid restart policy"),
-    "retry count on always": (["--restart", "always:3", "busybox", "true"],
-                              "maximum retry count cannot be used"),
-    "rm with a restart policy": (["--rm", "--restart", "always", "busybox", "true"],
-                                 "Conflicting options: --restart and --rm"),
-    "swap below memory": (["-m", "64m", "--memory-swap", "32m", "busybox", "true"],
-                          "memoryswap limit should be larger than memory limit"),
-    "unknown stop signal": (["--stop-signal", "SIGNOPE", "busybox", "true"],
-                            "invalid signal"),
+    "memory below the minimum": (
+        ["-m", "4m", "busybox", "true"],
+        "Minimum memory limit allowed is 6MB",
+    ),
+    "cpus that is not a number": (
+        ["--cpus", "abc", "busybox", "true"],
+        'invalid argument "abc" for "--cpus"',
+    ),
+    "more cpus than the host has": (
+        ["--cpus", TOO_MANY_CPUS, "busybox", "true"],
+        "Range of CPUs is from 0.01",
+    ),
+    "unknown restart policy": (
+        ["--restart", "sometimes", "busybox", "true"],
+        "invalid restart policy",
+    ),
+    "retry count on always": (
+        ["--restart", "always:3", "busybox", "true"],
+        "maximum retry count cannot be used",
+    ),
+    "rm with a restart policy": (
+        ["--rm", "--restart", "always", "busybox", "true"],
+        "Conflicting options: --restart and --rm",
+    ),
+    "swap below memory": (
+        ["-m", "64m", "--memory-swap", "32m", "busybox", "true"],
+        "memoryswap limit should be larger than memory limit",
+    ),
+    "unknown stop signal": (["--stop-signal", "SIGNOPE", "busybox", "true"], "invalid signal"),
 }
 
 
@@ -93,45 +107,71 @@ def test_an_unknown_image_is_looked_for_in_its_registry_then_refused_with_125(mo
     assert snapshot(moorage) == []
     never = moorage(*verb, "--pull", "never", "nosuchimage", "true")
     assert (never.code, never.err.strip()) == (
-        125, "Error response from daemon: No such image: nosuchimage:latest")
+        125,
+        "Error response from daemon: No such image: nosuchimage:latest",
+    )
 
 
 def test_run_with_a_name_in_use_is_refused_with_125(moorage, taken):
-    result = refused(moorage, ["run", "--name", "taken", "busybox", "true"], 125,
-                     'The container name "/taken" is already in use')
-    assert taken in result.err   # names the container that holds the name
+    result = refused(
+        moorage,
+        ["run", "--name", "taken", "busybox", "true"],
+        125,
+        'The container name "/taken" is already in use',
+    )
+    assert taken in result.err  # names the container that holds the name
     refused(moorage, ["create", "--name", "taken", "busybox", "true"], 125, "already in use")
 
 
 # ---------------------------------------------------------------- commands that cannot run
 
 
-@pytest.mark.parametrize(("command", "code", "message"), [
-    ("nosuchcmd", 127, 'exec: "nosuchcmd": executable file not found in $PATH'),
-    ("/etc/passwd", 126, 'exec: "/etc/passwd": permission denied'),
-], ids=["not_found_exits_127", "not_executable_exits_126"])
+@pytest.mark.parametrize(
+    ("command", "code", "message"),
+    [
+        ("nosuchcmd", 127, 'exec: "nosuchcmd": executable file not found in $PATH'),
+        ("/etc/passwd", 126, 'exec: "/etc/passwd": permission denied'),
+    ],
+    ids=["not_found_exits_127", "not_executable_exits_126"],
+)
 def test_a_command_that_cannot_run_fails_and_leaves_the_container_created(
-        moorage, command, code, message):
+    moorage, command, code, message
+):
     result = moorage("run", "--name", "broken", "busybox", command)
     assert result.code == code and message in result.err, result.err
     assert len(result.err.strip().splitlines()) == 1
     assert snapshot(moorage)[0].endswith(" broken created")
-    assert moorage.ok("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.State.Pid}}",
-                      "broken") == f"created {code} 0\n"
+    assert (
+        moorage.ok(
+            "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.State.Pid}}", "broken"
+        )
+        == f"created {code} 0\n"
+    )
     detached = moorage("run", "-d", "busybox", command)
     assert detached.code == code and detached.out == ""
     with_rm = moorage("run", "--rm", "busybox", command)
     assert with_rm.code == code
-    assert len(snapshot(moorage)) == 2   # broken and the detached one; --rm left nothing
+    assert len(snapshot(moorage)) == 2  # broken and the detached one; --rm left nothing
 
 
 # ---------------------------------------------------------------- missing containers: 1
 
 
-MISSING = [["stop", "nope"], ["rm", "nope"], ["rm", "-f", "nope"], ["logs", "nope"],
-           ["kill", "nope"], ["start", "nope"], ["restart", "nope"], ["pause", "nope"],
-           ["unpause", "nope"], ["wait", "nope"], ["container", "inspect", "nope"],
-           ["exec", "nope", "true"], ["rename", "nope", "newname"]]
+MISSING = [
+    ["stop", "nope"],
+    ["rm", "nope"],
+    ["rm", "-f", "nope"],
+    ["logs", "nope"],
+    ["kill", "nope"],
+    ["start", "nope"],
+    ["restart", "nope"],
+    ["pause", "nope"],
+    ["unpause", "nope"],
+    ["wait", "nope"],
+    ["container", "inspect", "nope"],
+    ["exec", "nope", "true"],
+    ["rename", "nope", "newname"],
+]
 
 
 @pytest.mark.parametrize("args", MISSING, ids=lambda args: "_".join(args[:2]).strip("-"))
@@ -161,8 +201,10 @@ def test_rm_of_a_running_container_without_force_exits_1_and_keeps_it_running(mo
 def test_exec_into_a_stopped_container_exits_126_saying_it_is_not_running(moorage, taken):
     moorage.ok("stop", "-t", "0", "taken")
     refused(moorage, ["exec", "taken", "true"], 126, "is not running")
-    assert moorage.ok("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "taken") \
+    assert (
+        moorage.ok("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "taken")
         == "exited 137\n"
+    )
 
 
 def test_exec_into_a_paused_container_exits_126_saying_it_is_paused(moorage, taken):
@@ -189,10 +231,14 @@ def test_rename_to_an_invalid_name_exits_1_and_keeps_the_old_name(moorage, taken
 # ---------------------------------------------------------------- malformed options
 
 
-@pytest.mark.parametrize("args", [
-    ["ps", "-a", "--format", "{{.ID"],
-    ["inspect", "--format", "{{.ID", "taken"],
-], ids=["ps", "inspect"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ps", "-a", "--format", "{{.ID"],
+        ["inspect", "--format", "{{.ID", "taken"],
+    ],
+    ids=["ps", "inspect"],
+)
 def test_a_malformed_format_template_is_a_parsing_error_with_no_output(moorage, taken, args):
     result = moorage(*args)
     assert result.code != 0 and result.out == ""

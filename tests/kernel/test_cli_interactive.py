@@ -36,11 +36,12 @@ class Terminal:
         # Sized before the CLI starts: it reads the size once and passes it on.
         fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         self.slave_name = os.ttyname(slave)
-        self.proc = subprocess.Popen(["setsid", "-c", *CLI, *args], stdin=slave,
-                                     stdout=slave, stderr=slave)
+        self.proc = subprocess.Popen(
+            ["setsid", "-c", *CLI, *args], stdin=slave, stdout=slave, stderr=slave
+        )
         os.close(slave)
-        self.screen = b""    # everything read so far, for failure messages
-        self.unread = b""    # what ``expect`` has not matched yet
+        self.screen = b""  # everything read so far, for failure messages
+        self.unread = b""  # what ``expect`` has not matched yet
 
     def _read(self, timeout: float) -> bool:
         ready, _, _ = select.select([self.master], [], [], timeout)
@@ -48,22 +49,26 @@ class Terminal:
             return True
         try:
             data = os.read(self.master, 65536)
-        except OSError:   # EIO: the CLI closed the terminal
+        except OSError:  # EIO: the CLI closed the terminal
             data = b""
         self.screen += data
         self.unread += data
         return bool(data)
 
-    def expect(self, pattern: str | bytes | re.Pattern[bytes], timeout: float = 15
-               ) -> re.Match[bytes]:
-        regex = pattern if isinstance(pattern, re.Pattern) else re.compile(
-            pattern.encode() if isinstance(pattern, str) else pattern)
+    def expect(
+        self, pattern: str | bytes | re.Pattern[bytes], timeout: float = 15
+    ) -> re.Match[bytes]:
+        regex = (
+            pattern
+            if isinstance(pattern, re.Pattern)
+            else re.compile(pattern.encode() if isinstance(pattern, str) else pattern)
+        )
         deadline = time.monotonic() + timeout
         while not (match := regex.search(self.unread)):
             left = deadline - time.monotonic()
             if left <= 0 or not self._read(left):
                 raise AssertionError(f"{regex.pattern!r} never showed; screen: {self.screen!r}")
-        self.unread = self.unread[match.end():]
+        self.unread = self.unread[match.end() :]
         return match
 
     def send(self, text: str | bytes) -> None:
@@ -176,8 +181,7 @@ def test_the_window_size_of_the_callers_terminal_reaches_the_container(moorage, 
 
 
 def test_piped_stdin_without_a_tty_reaches_the_shell(moorage):
-    assert moorage.ok("run", "-i", "--rm", "busybox", "sh", input="echo piped-in\n") == \
-        "piped-in\n"
+    assert moorage.ok("run", "-i", "--rm", "busybox", "sh", input="echo piped-in\n") == "piped-in\n"
 
 
 def test_ctrl_c_interrupts_the_foreground_command_not_the_shell(moorage, terminal):
@@ -185,7 +189,7 @@ def test_ctrl_c_interrupts_the_foreground_command_not_the_shell(moorage, termina
     term.expect(PROMPT)
     term.send("sleep 100\r")
     term.expect("sleep 100\r\n")
-    time.sleep(0.5)   # let the shell fork and exec sleep
+    time.sleep(0.5)  # let the shell fork and exec sleep
     started = time.monotonic()
     term.send(b"\x03")
     term.send("echo after-$((1+1))\r")

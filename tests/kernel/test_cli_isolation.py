@@ -72,8 +72,14 @@ def test_hostname_is_the_first_12_characters_of_the_id(moorage):
 
 
 def test_hostname_and_domainname_options_set_the_uts_namespace(moorage):
-    out = sh(moorage, "-h", "node1", "--domainname", "example.com", script=(
-        "hostname; cat /etc/hostname; cat /proc/sys/kernel/domainname"))
+    out = sh(
+        moorage,
+        "-h",
+        "node1",
+        "--domainname",
+        "example.com",
+        script=("hostname; cat /etc/hostname; cat /proc/sys/kernel/domainname"),
+    )
     assert out.splitlines() == ["node1", "node1", "example.com"]
     assert os.uname().nodename != "node1"
 
@@ -102,10 +108,11 @@ def test_network_host_sees_the_hosts_interfaces_and_hostname(moorage):
     names = {re.match(r"\d+: ([^:@]+)", line).group(1) for line in out.splitlines()}
     assert names == set(os.listdir("/sys/class/net"))
     host_ns = os.readlink("/proc/self/ns/net")
-    assert sh(moorage, "--network", "host", script="readlink /proc/self/ns/net").strip() \
-        == host_ns
-    assert moorage.ok("run", "--rm", "--network", "host", "busybox", "hostname").strip() \
+    assert sh(moorage, "--network", "host", script="readlink /proc/self/ns/net").strip() == host_ns
+    assert (
+        moorage.ok("run", "--rm", "--network", "host", "busybox", "hostname").strip()
         == os.uname().nodename
+    )
 
 
 def test_etc_files_are_bind_mounted_and_never_land_in_the_upper_dir(moorage):
@@ -136,35 +143,45 @@ def test_cap_drop_all_makes_chown_fail(moorage):
     result = moorage("run", "--rm", "--cap-drop", "all", "busybox", "chown", "nobody", "/tmp")
     assert result.code != 0
     assert "Operation not permitted" in result.err
-    assert sh(moorage, "--cap-drop", "all", script="grep CapEff /proc/self/status").split() \
-        == ["CapEff:", "0000000000000000"]
+    assert sh(moorage, "--cap-drop", "all", script="grep CapEff /proc/self/status").split() == [
+        "CapEff:",
+        "0000000000000000",
+    ]
 
 
 def test_net_admin_is_needed_to_change_a_link(moorage):
     denied = moorage("run", "--rm", "busybox", "ip", "link", "set", "lo", "mtu", "1400")
     assert denied.code != 0
     assert "Operation not permitted" in denied.err
-    assert sh(moorage, "--cap-add", "NET_ADMIN",
-              script="ip link set lo mtu 1400 && cat /sys/class/net/lo/mtu") == "1400\n"
+    assert (
+        sh(
+            moorage,
+            "--cap-add",
+            "NET_ADMIN",
+            script="ip link set lo mtu 1400 && cat /sys/class/net/lo/mtu",
+        )
+        == "1400\n"
+    )
 
 
 def test_privileged_may_change_a_link_and_keeps_new_privileges(moorage):
-    out = sh(moorage, "--privileged", script=(
-        "ip link set lo mtu 1400 && echo priv-ok; grep NoNewPrivs /proc/self/status"))
+    out = sh(
+        moorage,
+        "--privileged",
+        script=("ip link set lo mtu 1400 && echo priv-ok; grep NoNewPrivs /proc/self/status"),
+    )
     assert out.split() == ["priv-ok", "NoNewPrivs:", "0"]
 
 
 def test_default_containers_have_no_new_privileges(moorage):
-    assert sh(moorage, script="grep NoNewPrivs /proc/self/status").split() == \
-        ["NoNewPrivs:", "1"]
+    assert sh(moorage, script="grep NoNewPrivs /proc/self/status").split() == ["NoNewPrivs:", "1"]
 
 
 # ---------------------------------------------------------------- masked paths (S23)
 
 
 def test_proc_sys_is_read_only(moorage):
-    result = moorage("run", "--rm", "busybox", "sh", "-c",
-                     "echo 1 > /proc/sys/net/ipv4/ip_forward")
+    result = moorage("run", "--rm", "busybox", "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
     assert result.code != 0
     assert "Read-only file system" in result.err
 
@@ -172,10 +189,14 @@ def test_proc_sys_is_read_only(moorage):
 def test_sensitive_proc_and_sys_paths_are_masked(moorage):
     # The host's copies have content, so an empty read proves the mask.
     assert Path("/proc/keys").read_text() or Path("/proc/timer_list").read_text()
-    out = sh(moorage, script=(
-        "echo keys=$(wc -c < /proc/keys); echo timers=$(wc -c < /proc/timer_list); "
-        "if [ -e /proc/kcore ]; then echo kcore=$(wc -c < /proc/kcore); "
-        "else echo kcore=0; fi; echo firmware=$(ls -A /sys/firmware | wc -l)"))
+    out = sh(
+        moorage,
+        script=(
+            "echo keys=$(wc -c < /proc/keys); echo timers=$(wc -c < /proc/timer_list); "
+            "if [ -e /proc/kcore ]; then echo kcore=$(wc -c < /proc/kcore); "
+            "else echo kcore=0; fi; echo firmware=$(ls -A /sys/firmware | wc -l)"
+        ),
+    )
     assert out.split() == ["keys=0", "timers=0", "kcore=0", "firmware=0"]
     assert os.listdir("/sys/firmware")
 
@@ -191,14 +212,26 @@ def test_read_only_root_refuses_writes_with_exit_1(moorage):
 
 def test_read_only_root_leaves_dev_shm_writable_but_not_tmp(moorage):
     # Docker's behaviour: /tmp is part of the root unless a --tmpfs is given.
-    out = sh(moorage, "--read-only", script=(
-        "touch /dev/shm/x && echo shm-ok; touch /tmp/x 2>/dev/null || echo tmp-refused"))
+    out = sh(
+        moorage,
+        "--read-only",
+        script=("touch /dev/shm/x && echo shm-ok; touch /tmp/x 2>/dev/null || echo tmp-refused"),
+    )
     assert out.split() == ["shm-ok", "tmp-refused"]
 
 
 def test_a_read_only_container_that_needs_tmp_exits_and_logs_why(moorage):
-    moorage.ok("run", "-d", "--name", "wp", "--read-only", "busybox", "sh", "-c",
-               "echo lock > /tmp/lockfile || exit 1")
+    moorage.ok(
+        "run",
+        "-d",
+        "--name",
+        "wp",
+        "--read-only",
+        "busybox",
+        "sh",
+        "-c",
+        "echo lock > /tmp/lockfile || exit 1",
+    )
     assert moorage.ok("wait", "wp") == "1\n"
     assert moorage.ok("inspect", "-f", "{{.State.Running}}", "wp") == "false\n"
     logs = moorage("logs", "wp")
@@ -209,15 +242,25 @@ def test_a_read_only_container_that_needs_tmp_exits_and_logs_why(moorage):
 
 
 def test_mknod_works_but_the_device_allow_list_refuses_to_open_it(moorage):
-    result = moorage("run", "--rm", "busybox", "sh", "-c",
-                     "mknod /dev/sda b 8 0 && echo made; head -c 1 /dev/sda; echo open=$?")
+    result = moorage(
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "mknod /dev/sda b 8 0 && echo made; head -c 1 /dev/sda; echo open=$?",
+    )
     assert result.out.split() == ["made", "open=1"]
     assert "Operation not permitted" in result.err
 
 
 def test_device_option_adds_a_character_device(moorage):
-    out = sh(moorage, "--device", "/dev/null:/dev/mynull",
-             script="ls -l /dev/mynull; echo x > /dev/mynull && echo write-ok")
+    out = sh(
+        moorage,
+        "--device",
+        "/dev/null:/dev/mynull",
+        script="ls -l /dev/mynull; echo x > /dev/mynull && echo write-ok",
+    )
     listing, status = out.splitlines()
     assert re.match(r"^crw-rw-rw-\s.*\s1,\s+3\s.*/dev/mynull$", listing), listing
     assert status == "write-ok"
@@ -238,9 +281,19 @@ def test_workdir_is_created_when_missing(moorage):
 def test_env_holds_image_defaults_and_the_users_variables(moorage, tmp_path):
     env_file = tmp_path / "env.list"
     env_file.write_text("# a comment\nFROM_FILE=yes\nSPACED=two words\n")
-    moorage.ok("run", "--name", "envy", "--env-file", str(env_file),
-               "--env", "MY_ENVIRONMENT_VAR=this is a test", "-e", "SPACED=overridden",
-               "busybox", "env")
+    moorage.ok(
+        "run",
+        "--name",
+        "envy",
+        "--env-file",
+        str(env_file),
+        "--env",
+        "MY_ENVIRONMENT_VAR=this is a test",
+        "-e",
+        "SPACED=overridden",
+        "busybox",
+        "env",
+    )
     cid = container_id(moorage, "envy")
     env = dict(line.split("=", 1) for line in moorage.ok("logs", "envy").splitlines())
     assert env["MY_ENVIRONMENT_VAR"] == "this is a test"
@@ -252,8 +305,9 @@ def test_env_holds_image_defaults_and_the_users_variables(moorage, tmp_path):
 
 
 def test_entrypoint_option_replaces_the_image_command(moorage):
-    assert moorage.ok("run", "--rm", "--entrypoint", "echo", "busybox", "hi", "there") == \
-        "hi there\n"
+    assert (
+        moorage.ok("run", "--rm", "--entrypoint", "echo", "busybox", "hi", "there") == "hi there\n"
+    )
     # A new entrypoint resets the image's CMD ("sh"), as in Docker.
     assert moorage.ok("run", "--rm", "--entrypoint", "echo", "busybox") == "\n"
 
@@ -273,10 +327,25 @@ def test_init_option_runs_docker_init_as_pid_1(moorage):
 
 
 def test_memory_and_cpu_shares_show_in_inspect_and_in_the_cgroup(moorage):
-    cid = moorage.ok("run", "-d", "--name", "limited", "--memory", "64m", "--cpu-shares",
-                     "512", "busybox", "sleep", "100000").strip()
-    assert moorage.ok("inspect", "-f", "{{ .HostConfig.Memory }} {{ .HostConfig.CpuShares }}",
-                      "limited") == "67108864 512\n"
+    cid = moorage.ok(
+        "run",
+        "-d",
+        "--name",
+        "limited",
+        "--memory",
+        "64m",
+        "--cpu-shares",
+        "512",
+        "busybox",
+        "sleep",
+        "100000",
+    ).strip()
+    assert (
+        moorage.ok(
+            "inspect", "-f", "{{ .HostConfig.Memory }} {{ .HostConfig.CpuShares }}", "limited"
+        )
+        == "67108864 512\n"
+    )
     memory = cgroup_file(cid, "memory/memory.limit_in_bytes", "memory.max")
     assert memory.read_text().strip() == "67108864"
     shares = cgroup_file(cid, "cpu/cpu.shares", "cpu.weight")
@@ -288,8 +357,10 @@ def test_memory_limit_oom_kills_with_137(moorage):
     result = moorage("run", "--name", "oom", "-m", "32m", "busybox", "sh", "-c", OOM_LOOP)
     assert result.code == 137
     assert "survived" not in result.out
-    assert moorage.ok("inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom") == \
-        "true 137\n"
+    assert (
+        moorage.ok("inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom")
+        == "true 137\n"
+    )
 
 
 def test_without_a_memory_limit_the_same_allocation_survives(moorage):
@@ -330,8 +401,7 @@ def test_cpuset_cpus_pins_the_container(moorage):
 @pytest.fixture
 def supervisor(moorage) -> str:
     """A running container whose shell restarts ``sleep 1000`` whenever it dies."""
-    cid = moorage.ok("run", "-d", "--name", "lamp-test", "busybox", "sh", "-c",
-                     SUPERVISOR).strip()
+    cid = moorage.ok("run", "-d", "--name", "lamp-test", "busybox", "sh", "-c", SUPERVISOR).strip()
     assert wait_until(lambda: "sleep 1000" in moorage.ok("exec", cid, "ps"))
     return cid
 
@@ -344,7 +414,7 @@ def test_top_lists_the_processes_with_host_pids(moorage, supervisor):
     assert SUPERVISOR in rows[init_pid]
     sleeps = [pid for pid, line in rows.items() if line.endswith("sleep 1000")]
     assert len(sleeps) == 1
-    for pid in rows:   # host pids: the host's /proc knows them by these numbers
+    for pid in rows:  # host pids: the host's /proc knows them by these numbers
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         assert cmdline.strip() in rows[pid]
 
@@ -365,25 +435,30 @@ def test_the_supervisor_loop_restarts_a_killed_sleep(moorage, supervisor):
         return bool(now) and now != first
 
     assert wait_until(restarted)
-    assert moorage.ok("ps", "--filter", "name=lamp-test", "--format", "{{.Status}}") \
-        .startswith("Up ")
+    assert moorage.ok("ps", "--filter", "name=lamp-test", "--format", "{{.Status}}").startswith(
+        "Up "
+    )
 
 
 def test_exec_takes_user_workdir_and_env(moorage, supervisor):
     assert moorage.ok("exec", "-u", "nobody", "lamp-test", "id", "-u") == "65534\n"
     assert moorage.ok("exec", "-w", "/var/spool/x", "lamp-test", "pwd") == "/var/spool/x\n"
-    assert moorage.ok("exec", "-e", "GREETING=hello there", "lamp-test", "sh", "-c",
-                      'echo "$GREETING"') == "hello there\n"
+    assert (
+        moorage.ok(
+            "exec", "-e", "GREETING=hello there", "lamp-test", "sh", "-c", 'echo "$GREETING"'
+        )
+        == "hello there\n"
+    )
 
 
 def test_exec_detach_returns_at_once_and_the_command_runs_on(moorage, supervisor):
     started = time.monotonic()
-    assert moorage.ok("exec", "-d", "lamp-test", "sh", "-c",
-                      "sleep 4; touch /tmp/detached") == ""
+    assert moorage.ok("exec", "-d", "lamp-test", "sh", "-c", "sleep 4; touch /tmp/detached") == ""
     assert time.monotonic() - started < 4
     assert moorage("exec", "lamp-test", "test", "-e", "/tmp/detached").code == 1
-    assert wait_until(lambda: moorage("exec", "lamp-test", "test", "-e",
-                                      "/tmp/detached").code == 0, timeout=10)
+    assert wait_until(
+        lambda: moorage("exec", "lamp-test", "test", "-e", "/tmp/detached").code == 0, timeout=10
+    )
 
 
 def test_exec_exit_codes_propagate(moorage, supervisor):
@@ -391,21 +466,32 @@ def test_exec_exit_codes_propagate(moorage, supervisor):
     missing = moorage("exec", "lamp-test", "no-such-command")
     assert missing.code == 127
     assert "executable file not found" in missing.err
-    assert moorage.ok("ps", "--filter", "name=lamp-test", "--format", "{{.Status}}") \
-        .startswith("Up ")
+    assert moorage.ok("ps", "--filter", "name=lamp-test", "--format", "{{.Status}}").startswith(
+        "Up "
+    )
 
 
 # ---------------------------------------------------------------- IPC (S24)
 
 
 def test_shareable_ipc_is_seen_by_a_joined_consumer_only(moorage):
-    moorage.ok("run", "-d", "--name", "ch6_ipc_producer", "--ipc", "shareable", "busybox",
-               "sh", "-c", "echo msg > /dev/shm/queue; sleep 100000")
-    assert wait_until(lambda: moorage("exec", "ch6_ipc_producer", "test", "-e",
-                                      "/dev/shm/queue").code == 0)
+    moorage.ok(
+        "run",
+        "-d",
+        "--name",
+        "ch6_ipc_producer",
+        "--ipc",
+        "shareable",
+        "busybox",
+        "sh",
+        "-c",
+        "echo msg > /dev/shm/queue; sleep 100000",
+    )
+    assert wait_until(
+        lambda: moorage("exec", "ch6_ipc_producer", "test", "-e", "/dev/shm/queue").code == 0
+    )
     joined = "container:ch6_ipc_producer"
-    assert moorage.ok("run", "--rm", "--ipc", joined, "busybox", "cat",
-                      "/dev/shm/queue") == "msg\n"
+    assert moorage.ok("run", "--rm", "--ipc", joined, "busybox", "cat", "/dev/shm/queue") == "msg\n"
     producer_ns = moorage.ok("exec", "ch6_ipc_producer", "readlink", "/proc/self/ns/ipc")
     assert sh(moorage, "--ipc", joined, script="readlink /proc/self/ns/ipc") == producer_ns
     alone = moorage("run", "--rm", "busybox", "cat", "/dev/shm/queue")

@@ -75,7 +75,10 @@ def test_first_containers_print_their_output_and_exit_with_their_command_status(
     listing = moorage.ok("ps", "-a", "--format", "{{.Image}}|{{.Status}}|{{.Names}}")
     rows = [line.split("|") for line in listing.splitlines()]
     assert [status.split(" ")[:2] for _, status, _ in rows] == [
-        ["Exited", "(3)"], ["Exited", "(1)"], ["Exited", "(0)"]]   # newest first
+        ["Exited", "(3)"],
+        ["Exited", "(1)"],
+        ["Exited", "(0)"],
+    ]  # newest first
     assert {image for image, _, _ in rows} == {"busybox"}
     assert all(re.fullmatch(r"[a-z]+_[a-z]+\d?", name) for _, _, name in rows)
     assert moorage.ok("ps", "-q") == ""
@@ -116,8 +119,9 @@ def test_ps_latest_last_no_trunc_and_format_templates(moorage):
 
 
 def test_ps_filters_select_by_status_name_label_ancestor_id_and_exit_code(moorage):
-    web = moorage.ok("run", "-d", "--name", "web-one", "-l", "tier=web", "busybox",
-                     "sleep", "1000").strip()
+    web = moorage.ok(
+        "run", "-d", "--name", "web-one", "-l", "tier=web", "busybox", "sleep", "1000"
+    ).strip()
     moorage.ok("run", "--name", "job-ok", "busybox", "true")
     moorage("run", "--name", "job-bad", "-l", "tier=batch", "busybox", "sh", "-c", "exit 3")
 
@@ -136,8 +140,10 @@ def test_ps_filters_select_by_status_name_label_ancestor_id_and_exit_code(moorag
     assert names("exited=0") == {"job-ok"}
     assert names("status=exited", "name=ok") == {"job-ok"}
     # Without -a, a status filter still finds stopped containers, as in Docker.
-    assert set(moorage.ok("ps", "--filter", "status=exited", "--format",
-                          "{{.Names}}").split()) == {"job-ok", "job-bad"}
+    assert set(moorage.ok("ps", "--filter", "status=exited", "--format", "{{.Names}}").split()) == {
+        "job-ok",
+        "job-bad",
+    }
 
 
 def test_logs_tail_timestamps_since_and_until(moorage):
@@ -162,8 +168,9 @@ def test_logs_follow_prints_new_lines_until_the_container_stops(moorage):
     script = "echo old1; echo old2; sleep 3; for i in 1 2 3; do echo new$i; sleep 0.3; done"
     cid = moorage.ok("run", "-d", "busybox", "sh", "-c", script).strip()
     assert wait_until(lambda: "old2" in log_lines(moorage, cid), timeout=5)
-    follower = moorage.popen("logs", "-f", "--tail", "1", cid, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    follower = moorage.popen(
+        "logs", "-f", "--tail", "1", cid, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         out, err = follower.communicate(timeout=20)
     finally:
@@ -197,7 +204,7 @@ def test_stop_with_a_short_timeout_kills_after_that_timeout(moorage):
 
 def test_stop_returns_quickly_with_code_0_when_the_process_handles_term(moorage):
     moorage.ok("run", "-d", "--name", "trapper", "busybox", "sh", "-c", TRAPPER)
-    time.sleep(0.3)   # let sh install its trap
+    time.sleep(0.3)  # let sh install its trap
     began = time.monotonic()
     assert moorage.ok("stop", "trapper") == "trapper\n"
     assert time.monotonic() - began < 5
@@ -244,10 +251,12 @@ def test_paused_container_really_stops_running_until_unpaused(moorage):
     assert moorage.ok("pause", "counter") == "counter\n"
     status = moorage.ok("ps", "--format", "{{.Status}}", "--filter", "status=paused").strip()
     assert re.fullmatch(r"Up .+ \(Paused\)", status)
-    assert fmt(moorage, "counter", "{{.State.Status}} {{.State.Paused}} {{.State.Running}}") \
+    assert (
+        fmt(moorage, "counter", "{{.State.Status}} {{.State.Paused}} {{.State.Running}}")
         == "paused true true"
+    )
     frozen = len(log_lines(moorage, "counter"))
-    time.sleep(1.0)   # ten ticks of the counter, had it been running
+    time.sleep(1.0)  # ten ticks of the counter, had it been running
     assert len(log_lines(moorage, "counter")) == frozen
     assert moorage.ok("unpause", "counter") == "counter\n"
     assert wait_until(lambda: len(log_lines(moorage, "counter")) >= frozen + 3, timeout=5)
@@ -260,7 +269,7 @@ def test_wait_blocks_until_the_container_exits_and_prints_its_code(moorage):
     result = moorage("wait", "waited")
     assert result.out == "7\n" and result.code == 0
     assert time.monotonic() - began >= 0.5
-    assert moorage.ok("wait", "waited") == "7\n"   # and again, once it has exited
+    assert moorage.ok("wait", "waited") == "7\n"  # and again, once it has exited
 
 
 def test_rename_moves_the_name_and_names_stay_unique(moorage):
@@ -272,7 +281,7 @@ def test_rename_moves_the_name_and_names_stay_unique(moorage):
     clash = moorage("rename", "second", "other")
     assert clash.code != 0 and "already in use" in clash.err
     assert fmt(moorage, cid, "{{.Name}}") == "/second"
-    moorage.ok("run", "-d", "--name", "first", "busybox", "sleep", "1000")   # freed
+    moorage.ok("run", "-d", "--name", "first", "busybox", "sleep", "1000")  # freed
 
 
 def test_create_then_start_attached_runs_the_command_and_returns_its_code(moorage):
@@ -299,8 +308,9 @@ def test_container_prune_removes_only_stopped_containers(moorage):
 
 
 def test_inspect_is_shaped_like_docker_and_templates_read_it(moorage):
-    cid = moorage.ok("run", "-d", "--name", "shape", "--restart", "on-failure:3", "busybox",
-                     "sleep", "1000").strip()
+    cid = moorage.ok(
+        "run", "-d", "--name", "shape", "--restart", "on-failure:3", "busybox", "sleep", "1000"
+    ).strip()
     documents = json.loads(moorage.ok("inspect", "shape"))
     assert isinstance(documents, list) and len(documents) == 1
     doc = documents[0]
@@ -309,14 +319,24 @@ def test_inspect_is_shaped_like_docker_and_templates_read_it(moorage):
     assert doc["State"]["ExitCode"] == 0 and alive(doc["State"]["Pid"])
     assert doc["Config"]["Cmd"] == ["sleep", "1000"] and doc["Config"]["Image"] == "busybox"
     assert doc["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
-    assert fmt(moorage, cid[:8], "{{.State.Status}} {{.State.Running}} {{.Name}}") \
+    assert (
+        fmt(moorage, cid[:8], "{{.State.Status}} {{.State.Running}} {{.Name}}")
         == "running true /shape"
+    )
     assert fmt(moorage, "shape", "{{json .Config.Cmd}}") == '["sleep","1000"]'
-    assert fmt(moorage, "shape", "{{.HostConfig.RestartPolicy.Name}} {{.RestartCount}}") \
+    assert (
+        fmt(moorage, "shape", "{{.HostConfig.RestartPolicy.Name}} {{.RestartCount}}")
         == "on-failure 0"
+    )
     moorage.ok("kill", "shape")
-    assert fmt(moorage, "shape", "{{.State.Status}} {{.State.Running}} {{.State.Pid}} "
-               "{{.State.ExitCode}}") == "exited false 0 137"
+    assert (
+        fmt(
+            moorage,
+            "shape",
+            "{{.State.Status}} {{.State.Running}} {{.State.Pid}} {{.State.ExitCode}}",
+        )
+        == "exited false 0 137"
+    )
 
 
 def test_run_rm_removes_the_container_before_it_returns(moorage):
@@ -324,7 +344,7 @@ def test_run_rm_removes_the_container_before_it_returns(moorage):
     # Looked at the instant the CLI is back, without a CLI call's delay in between.
     assert [p.name for p in paths.containers().iterdir()] == [".names"]
     assert all_ids(moorage) == []
-    moorage.ok("run", "--rm", "--name", "brief", "busybox", "true")   # the name is free
+    moorage.ok("run", "--rm", "--name", "brief", "busybox", "true")  # the name is free
 
 
 def test_detached_rm_container_is_removed_after_it_exits(moorage):
@@ -339,18 +359,18 @@ def test_detached_rm_container_is_removed_after_it_exits(moorage):
 
 def test_restart_always_backs_off_with_growing_gaps_and_stop_keeps_it_stopped(moorage):
     moorage.ok("run", "-d", "--name", "backoff", "--restart", "always", "busybox", "date")
-    assert wait_until(lambda: int(fmt(moorage, "backoff", "{{.RestartCount}}")) >= 4,
-                      timeout=15)
+    assert wait_until(lambda: int(fmt(moorage, "backoff", "{{.RestartCount}}")) >= 4, timeout=15)
     assert moorage.ok("stop", "backoff") == "backoff\n"
     stamps = [line.split(" ", 1)[0] for line in log_lines(moorage, "backoff", "-t")]
     assert len(stamps) >= 5
-    moments = [time.mktime(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) + float(s[19:-1])
-               for s in stamps]
+    moments = [
+        time.mktime(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) + float(s[19:-1]) for s in stamps
+    ]
     gaps = [b - a for a, b in zip(moments, moments[1:], strict=False)]
     assert gaps[3] > 2 * gaps[0] and gaps[2] > gaps[0], f"gaps did not grow: {gaps}"
     stopped = fmt(moorage, "backoff", "{{.State.Running}} {{.RestartCount}}")
     assert stopped.split()[0] == "false"
-    time.sleep(1.5)   # longer than the next back-off step would have been
+    time.sleep(1.5)  # longer than the next back-off step would have been
     assert fmt(moorage, "backoff", "{{.State.Running}} {{.RestartCount}}") == stopped
     assert fmt(moorage, "backoff", "{{.State.Status}}") == "exited"
 
@@ -373,11 +393,18 @@ def test_stop_and_rm_succeed_whatever_moment_of_a_restart_loop_they_hit(moorage,
 
 def test_on_failure_with_a_limit_gives_up_after_that_many_restarts(moorage):
     moorage.ok("run", "-d", "--name", "onfail", "--restart", "on-failure:2", "busybox", "false")
-    assert wait_until(lambda: fmt(moorage, "onfail", "{{.State.Status}}") == "exited"
-                      and fmt(moorage, "onfail", "{{.RestartCount}}") == "2", timeout=10)
+    assert wait_until(
+        lambda: (
+            fmt(moorage, "onfail", "{{.State.Status}}") == "exited"
+            and fmt(moorage, "onfail", "{{.RestartCount}}") == "2"
+        ),
+        timeout=10,
+    )
     time.sleep(1)
-    assert fmt(moorage, "onfail", "{{.RestartCount}} {{.State.ExitCode}} {{.State.Status}}") \
+    assert (
+        fmt(moorage, "onfail", "{{.RestartCount}} {{.State.ExitCode}} {{.State.Status}}")
         == "2 1 exited"
+    )
 
 
 def test_on_failure_does_not_restart_a_clean_exit(moorage):
@@ -388,10 +415,19 @@ def test_on_failure_does_not_restart_a_clean_exit(moorage):
 
 
 def test_unless_stopped_restarts_a_failing_container_until_it_is_stopped(moorage):
-    moorage.ok("run", "-d", "--name", "stubborn", "--restart", "unless-stopped", "busybox",
-               "sh", "-c", "sleep 0.3; exit 3")
-    assert wait_until(lambda: int(fmt(moorage, "stubborn", "{{.RestartCount}}")) >= 2,
-                      timeout=10)
+    moorage.ok(
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "--restart",
+        "unless-stopped",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.3; exit 3",
+    )
+    assert wait_until(lambda: int(fmt(moorage, "stubborn", "{{.RestartCount}}")) >= 2, timeout=10)
     moorage.ok("stop", "-t", "1", "stubborn")
     count = fmt(moorage, "stubborn", "{{.RestartCount}}")
     time.sleep(1.5)
@@ -403,17 +439,22 @@ def test_unless_stopped_restarts_a_failing_container_until_it_is_stopped(moorage
 
 
 def test_container_outlives_the_cli_that_started_it(moorage):
-    starter = subprocess.run(CLI + ["run", "-d", "--name", "orphan", "busybox", "sleep",
-                                    "1000"], capture_output=True, text=True,
-                             stdin=subprocess.DEVNULL, timeout=60)
+    starter = subprocess.run(
+        CLI + ["run", "-d", "--name", "orphan", "busybox", "sleep", "1000"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
     assert starter.returncode == 0, starter.stderr
     cid = starter.stdout.strip()
     time.sleep(0.5)
     st = state_file(cid)
     assert alive(st["pid"]) and alive(st["monitor_pid"])
     # The init's parent is the monitor, a process of its own, not the CLI that exited.
-    ppid = int(re.search(r"^PPid:\s+(\d+)", Path(f"/proc/{st['pid']}/status").read_text(),
-                         re.M).group(1))
+    ppid = int(
+        re.search(r"^PPid:\s+(\d+)", Path(f"/proc/{st['pid']}/status").read_text(), re.M).group(1)
+    )
     assert ppid == st["monitor_pid"]
     assert re.match(r"Up ", moorage.ok("ps", "--format", "{{.Status}}"))
     assert moorage.ok("exec", "orphan", "echo", "still here") == "still here\n"
@@ -424,18 +465,19 @@ def test_killing_the_monitor_marks_the_container_exited_and_leaves_nothing(moora
     st = state_file(cid)
     assert cgroups.open_cgroup(cid).exists()
     os.kill(st["monitor_pid"], signal.SIGKILL)
-    assert wait_until(lambda: "Exited (137)" in moorage.ok("ps", "-a", "--format",
-                                                           "{{.Status}}"), timeout=10)
+    assert wait_until(
+        lambda: "Exited (137)" in moorage.ok("ps", "-a", "--format", "{{.Status}}"), timeout=10
+    )
     assert moorage.ok("ps", "-q") == ""
     assert wait_until(lambda: not alive(st["pid"]), timeout=5)
     assert not cgroups.open_cgroup(cid).exists()
     assert not attach.socket_path(cid).exists()
-    assert moorage.ok("rm", cid) == cid + "\n"   # no -f needed: it is not running
+    assert moorage.ok("rm", cid) == cid + "\n"  # no -f needed: it is not running
 
 
 def test_system_gc_removes_orphans_and_spares_live_containers(moorage):
     live = moorage.ok("run", "-d", "busybox", "sleep", "1000").strip()
-    ghost = uuid.uuid4().hex * 2   # a 64-hex id no container has
+    ghost = uuid.uuid4().hex * 2  # a 64-hex id no container has
     group = cgroups.open_cgroup(ghost)
     straggler = subprocess.Popen(["sleep", "1000"])
     try:
@@ -464,14 +506,14 @@ def test_system_gc_removes_orphans_and_spares_live_containers(moorage):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(CLI + list(args), capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=120)
+    return subprocess.run(
+        CLI + list(args), capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120
+    )
 
 
 def test_fifty_parallel_detached_runs_all_start_with_unique_names_and_ids(moorage):
     with ThreadPoolExecutor(max_workers=50) as pool:
-        results = list(pool.map(lambda _: _cli("run", "-d", "busybox", "sleep", "1000"),
-                                range(50)))
+        results = list(pool.map(lambda _: _cli("run", "-d", "busybox", "sleep", "1000"), range(50)))
     failures = [r.stderr for r in results if r.returncode != 0]
     assert failures == []
     ids = {r.stdout.strip() for r in results}
@@ -493,14 +535,16 @@ def test_two_concurrent_forced_removals_of_one_container_leave_nothing(moorage):
     assert not paths.container(cid).exists()
     assert not cgroups.open_cgroup(cid).exists()
     assert not attach.socket_path(cid).exists()
-    moorage.ok("run", "-d", "--name", "twice", "busybox", "true")   # the name is free
+    moorage.ok("run", "-d", "--name", "twice", "busybox", "true")  # the name is free
 
 
 def test_concurrent_runs_with_one_name_let_exactly_one_win(moorage):
     with ThreadPoolExecutor(max_workers=3) as pool:
-        results = list(pool.map(
-            lambda _: _cli("run", "-d", "--name", "same", "busybox", "sleep", "1000"),
-            range(3)))
+        results = list(
+            pool.map(
+                lambda _: _cli("run", "-d", "--name", "same", "busybox", "sleep", "1000"), range(3)
+            )
+        )
     winners = [r for r in results if r.returncode == 0]
     losers = [r for r in results if r.returncode != 0]
     assert len(winners) == 1
@@ -513,8 +557,18 @@ def test_concurrent_runs_with_one_name_let_exactly_one_win(moorage):
 
 def test_log_rotation_keeps_at_most_max_file_files_and_logs_still_read(moorage):
     script = "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line-$i; done"
-    cid = moorage.ok("run", "-d", "--log-opt", "max-size=1k", "--log-opt", "max-file=2",
-                     "busybox", "sh", "-c", script).strip()
+    cid = moorage.ok(
+        "run",
+        "-d",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ).strip()
     assert moorage.ok("wait", cid) == "0\n"
     files = sorted(p.name for p in paths.container(cid).glob(f"{cid}-json.log*"))
     assert files == [f"{cid}-json.log", f"{cid}-json.log.1"]
@@ -522,7 +576,7 @@ def test_log_rotation_keeps_at_most_max_file_files_and_logs_still_read(moorage):
     lines = log_lines(moorage, cid)
     numbers = [int(line.removeprefix("line-")) for line in lines]
     assert numbers[-1] == 300 and 5 < len(numbers) < 300
-    assert numbers == list(range(numbers[0], 301))   # the newest lines, none lost between
+    assert numbers == list(range(numbers[0], 301))  # the newest lines, none lost between
     assert log_lines(moorage, cid, "--tail", "2") == ["line-299", "line-300"]
 
 
@@ -543,5 +597,7 @@ def test_signals_the_engine_ignores_are_at_their_defaults_in_the_container(moora
     # SIGHUP (ignored by the monitor) ends a plain sleep, as under docker.
     moorage.ok("run", "-d", "--name", "hup", "busybox", "sleep", "1000")
     moorage.ok("exec", "hup", "sh", "-c", "sleep 500 & kill -HUP $!; wait $!; echo $?")
-    assert moorage.ok("exec", "hup", "sh", "-c",
-                      "sleep 500 & kill -HUP $!; wait $!; echo $?") == "129\n"
+    assert (
+        moorage.ok("exec", "hup", "sh", "-c", "sleep 500 & kill -HUP $!; wait $!; echo $?")
+        == "129\n"
+    )

@@ -43,9 +43,11 @@ def _entry(name: str, kind: bytes, **fields: object) -> tuple[tarfile.TarInfo, N
 @pytest.fixture(params=["running", "stopped"])
 def box(request: pytest.FixtureRequest, moorage: Moorage) -> str:
     """A container with a symlink to /etc and a file only it has, running or stopped."""
-    script = ("ln -s /etc /hostetc; ln -s /etc/debian_version /leak; "
-              "echo container-only > /etc/only-here; mkdir -p /data/sub; "
-              "echo d > /data/sub/f; ")
+    script = (
+        "ln -s /etc /hostetc; ln -s /etc/debian_version /leak; "
+        "echo container-only > /etc/only-here; mkdir -p /data/sub; "
+        "echo d > /data/sub/f; "
+    )
     if request.param == "running":
         moorage.ok("run", "-d", "--name", "box", "busybox", "sh", "-c", script + "sleep 300")
         moorage.ok("exec", "box", "test", "-f", "/data/sub/f")  # the script has run
@@ -54,8 +56,9 @@ def box(request: pytest.FixtureRequest, moorage: Moorage) -> str:
     return request.param
 
 
-def test_cp_out_reads_the_containers_files_never_the_hosts(box: str, moorage: Moorage,
-                                                           tmp_path: Path) -> None:
+def test_cp_out_reads_the_containers_files_never_the_hosts(
+    box: str, moorage: Moorage, tmp_path: Path
+) -> None:
     """A container symlink to /etc resolves inside the container, whatever its state."""
     moorage.ok("cp", "box:/hostetc/only-here", str(tmp_path))
     assert (tmp_path / "only-here").read_text() == "container-only\n"
@@ -71,8 +74,7 @@ def test_cp_out_reads_the_containers_files_never_the_hosts(box: str, moorage: Mo
     assert "localhost" in (tmp_path / "hosts").read_text()
 
 
-def test_cp_out_follows_docker_archive_rules(box: str, moorage: Moorage,
-                                             tmp_path: Path) -> None:
+def test_cp_out_follows_docker_archive_rules(box: str, moorage: Moorage, tmp_path: Path) -> None:
     moorage.ok("cp", "box:/data", str(tmp_path / "new"))  # dir to a missing path
     assert (tmp_path / "new" / "sub" / "f").read_text() == "d\n"
     moorage.ok("cp", "box:/data", str(tmp_path / "new"))  # dir into an existing dir
@@ -89,12 +91,10 @@ def test_cp_out_follows_docker_archive_rules(box: str, moorage: Moorage,
     stream = moorage.popen("cp", "box:/data", "-", stdout=-1, stderr=-1)
     data, _ = stream.communicate(timeout=60)
     assert stream.returncode == 0
-    assert tarfile.open(fileobj=io.BytesIO(data)).getnames() == ["data", "data/sub",
-                                                                 "data/sub/f"]
+    assert tarfile.open(fileobj=io.BytesIO(data)).getnames() == ["data", "data/sub", "data/sub/f"]
 
 
-def test_cp_in_follows_docker_archive_rules(box: str, moorage: Moorage,
-                                            tmp_path: Path) -> None:
+def test_cp_in_follows_docker_archive_rules(box: str, moorage: Moorage, tmp_path: Path) -> None:
     src = tmp_path / "src"
     (src / "inner").mkdir(parents=True)
     (src / "inner" / "a").write_text("a\n")
@@ -117,16 +117,16 @@ def test_cp_in_follows_docker_archive_rules(box: str, moorage: Moorage,
     assert moorage.ok("run", "--rm", "busybox", "cat", "/etc/passwd") != "one\n"
 
 
-def test_cp_into_a_stopped_container_is_seen_when_it_starts(moorage: Moorage,
-                                                            tmp_path: Path) -> None:
+def test_cp_into_a_stopped_container_is_seen_when_it_starts(
+    moorage: Moorage, tmp_path: Path
+) -> None:
     moorage.ok("create", "--name", "later", "busybox", "cat", "/etc/group", "/new")
     (tmp_path / "group").write_text("copied-up\n")
     (tmp_path / "new").write_text("new\n")
     moorage.ok("cp", str(tmp_path / "group"), "later:/etc/group")
     moorage.ok("cp", str(tmp_path / "new"), "later:/")
     assert moorage.ok("start", "-a", "later") == "copied-up\nnew\n"
-    assert moorage.ok("diff", "later").splitlines() == [
-        "C /etc", "C /etc/group", "A /new"]
+    assert moorage.ok("diff", "later").splitlines() == ["C /etc", "C /etc/group", "A /new"]
 
 
 def test_cp_of_a_tar_on_stdin_extracts_into_a_directory(moorage: Moorage) -> None:
@@ -138,16 +138,22 @@ def test_cp_of_a_tar_on_stdin_extracts_into_a_directory(moorage: Moorage) -> Non
     assert moorage.ok("exec", "tgt", "cat", "/tmp/dir/f") == "from-tar\n"
 
 
-@pytest.mark.parametrize(("members", "reason"), [
-    ((_file("../escape", b"bad"),), "'..'"),
-    ((_file("/abs", b"bad"),), "absolute"),
-    ((_entry("ln", tarfile.SYMTYPE, linkname="/etc"), _file("ln/evil", b"bad")),
-     "symbolic link"),
-    ((_entry("hard", tarfile.LNKTYPE, linkname="../../etc/hostname"),), "'..'"),
-    ((_entry("dev", tarfile.CHRTYPE, devmajor=1, devminor=3),), "device node"),
-])
-def test_cp_of_a_hostile_tar_is_refused(moorage: Moorage, members: tuple, reason: str,
-                                        tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("members", "reason"),
+    [
+        ((_file("../escape", b"bad"),), "'..'"),
+        ((_file("/abs", b"bad"),), "absolute"),
+        (
+            (_entry("ln", tarfile.SYMTYPE, linkname="/etc"), _file("ln/evil", b"bad")),
+            "symbolic link",
+        ),
+        ((_entry("hard", tarfile.LNKTYPE, linkname="../../etc/hostname"),), "'..'"),
+        ((_entry("dev", tarfile.CHRTYPE, devmajor=1, devminor=3),), "device node"),
+    ],
+)
+def test_cp_of_a_hostile_tar_is_refused(
+    moorage: Moorage, members: tuple, reason: str, tmp_path: Path
+) -> None:
     moorage.ok("create", "--name", "victim", "busybox")
     done = moorage.popen("cp", "-", "victim:/tmp", stdin=-1, stdout=-1, stderr=-1)
     _, err = done.communicate(_tar(*members), timeout=60)
@@ -173,16 +179,14 @@ def _upper_mode(name: str, path: str) -> int:
     return stat.S_IMODE(os.lstat(record.directory / "upper" / path).st_mode)
 
 
-def test_cp_in_strips_setuid_unless_archive_mode_from_a_trusted_caller(
-        moorage: Moorage) -> None:
+def test_cp_in_strips_setuid_unless_archive_mode_from_a_trusted_caller(moorage: Moorage) -> None:
     """Issue 4, setuid files from non-admin sources: a setuid-root file lands without
     its bits; ``cp -a`` from the CLI (root) keeps them; an untrusted caller (a dashboard
     user who is not an admin) gets them stripped even in archive mode."""
     moorage.ok("create", "--name", "suid", "busybox")
     su = _tar(_file("su", b"#!/bin/sh\n", mode=0o6755, uid=0, gid=0))
     for flags, where in (([], "tmp"), (["-a"], "root")):
-        done = moorage.popen("cp", *flags, "-", f"suid:/{where}", stdin=-1, stdout=-1,
-                             stderr=-1)
+        done = moorage.popen("cp", *flags, "-", f"suid:/{where}", stdin=-1, stdout=-1, stderr=-1)
         _, err = done.communicate(su, timeout=60)
         assert done.returncode == 0, err
     assert _upper_mode("suid", "tmp/su") == 0o755
@@ -192,7 +196,8 @@ def test_cp_in_strips_setuid_unless_archive_mode_from_a_trusted_caller(
 
 
 def test_cp_of_a_tar_past_the_size_limit_is_refused_mid_stream(
-        moorage: Moorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    moorage: Moorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 4, enormous sizes: the limit (set low here) holds for cp in as for load."""
     monkeypatch.setenv("MOORAGE_MAX_UNPACKED_BYTES", str(1 << 20))
     moorage.ok("create", "--name", "full", "busybox")

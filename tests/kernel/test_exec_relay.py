@@ -62,7 +62,7 @@ def test_a_shell_session_echoes_sees_its_window_size_and_reports_its_exit(runnin
 
 def test_ctrl_c_reaches_the_foreground_process_of_the_session(running):
     with open_session(running, argv=["sh"]) as client:
-        read_until(client, rb"# ")   # the shell is up and owns the terminal
+        read_until(client, rb"# ")  # the shell is up and owns the terminal
         client.send(attach.STDIN, b"sleep 100; echo after-$((1+1))\r")
         read_until(client, rb"sleep 100.*\r\n")
         time.sleep(0.5)

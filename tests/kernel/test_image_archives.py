@@ -37,8 +37,13 @@ CLI = [sys.executable, "-m", "runtime.cli"]
 def moorage(
     *args: str, input: bytes | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[bytes]:
-    done = subprocess.run(CLI + list(args), input=input, capture_output=True, timeout=120,
-                          stdin=None if input is not None else subprocess.DEVNULL)
+    done = subprocess.run(
+        CLI + list(args),
+        input=input,
+        capture_output=True,
+        timeout=120,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
     if check:
         assert done.returncode == 0, f"moorage {' '.join(args)}: {done.stderr.decode()}"
     return done
@@ -57,8 +62,10 @@ def store_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     # Wait for that, so the store is not deleted under a monitor still tearing down.
     containers = base / "root" / "containers"
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and containers.is_dir() and any(
-        not p.name.startswith(".") for p in containers.iterdir()
+    while (
+        time.monotonic() < deadline
+        and containers.is_dir()
+        and any(not p.name.startswith(".") for p in containers.iterdir())
     ):
         time.sleep(0.1)
     shutil.rmtree(base)
@@ -74,14 +81,18 @@ def make_app(tag: str = "app:v1") -> images.Image:
         entry("var/.wh..wh..opq"),
         entry("var/fresh", data=b"only me\n"),
     )
-    added = store.add_layer(io.BytesIO(top), base.chain_ids()[-1], allow_devices=False,
-                            allow_setuid=False)
+    added = store.add_layer(
+        io.BytesIO(top), base.chain_ids()[-1], allow_devices=False, allow_setuid=False
+    )
     history = base.config["history"] + [
-        {"created": "2024-01-01T00:00:00Z", "created_by": "/bin/sh -c echo hi > /hello"}]
-    doc = image_config.new_image(diff_ids=base.diff_ids() + [added.diff_id],
-                                 container_config={"Env": [bootstrap.PATH_ENV],
-                                                   "Cmd": ["cat", "/hello"]},
-                                 history=history, created="2024-01-01T00:00:00Z")
+        {"created": "2024-01-01T00:00:00Z", "created_by": "/bin/sh -c echo hi > /hello"}
+    ]
+    doc = image_config.new_image(
+        diff_ids=base.diff_ids() + [added.diff_id],
+        container_config={"Env": [bootstrap.PATH_ENV], "Cmd": ["cat", "/hello"]},
+        history=history,
+        created="2024-01-01T00:00:00Z",
+    )
     image_id = store.put_config(image_config.encode(doc))
     references.set_tag(references.parse(tag), image_id)
     return images.resolve(image_id)
@@ -129,8 +140,16 @@ def test_save_rmi_load_run_keeps_the_id_history_and_whiteouts(store_root: Path) 
     loaded = images.resolve("app:v1")
     assert loaded.id == app.id
     assert loaded.config["history"] == app.config["history"]
-    ran = moorage("run", "--rm", "--network", "none", "app:v1", "sh", "-c",
-                  "cat /hello; ls /var; test -e /etc/group || echo group-gone")
+    ran = moorage(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "app:v1",
+        "sh",
+        "-c",
+        "cat /hello; ls /var; test -e /etc/group || echo group-gone",
+    )
     assert ran.stdout.decode() == "hello from layer two\nfresh\ngroup-gone\n"
 
 
@@ -146,8 +165,11 @@ def test_save_of_two_tags_and_an_id_loads_all_of_them(store_root: Path) -> None:
     remove_image(busybox.id)
     assert leftovers(store_root) == []
     lines = moorage("load", "-i", str(out)).stdout.decode().splitlines()
-    assert lines == ["Loaded image: app:v1", "Loaded image: app:v2",
-                     f"Loaded image ID: {busybox.id}"]
+    assert lines == [
+        "Loaded image: app:v1",
+        "Loaded image: app:v2",
+        f"Loaded image ID: {busybox.id}",
+    ]
     assert images.resolve("app:v2").id == app.id
 
 
@@ -185,8 +207,11 @@ def test_loading_over_a_tag_renames_the_old_image_like_docker(store_root: Path) 
     images.tag("busybox", "app:v1")
     busybox = images.resolve("busybox")
     lines = moorage("load", "-i", str(out)).stdout.decode().splitlines()
-    assert lines == [f"The image app:v1 already exists, renaming the old one with ID "
-                     f"{busybox.id} to empty string", "Loaded image: app:v1"]
+    assert lines == [
+        f"The image app:v1 already exists, renaming the old one with ID "
+        f"{busybox.id} to empty string",
+        "Loaded image: app:v1",
+    ]
     assert images.resolve("app:v1").id == app.id
 
 
@@ -195,8 +220,11 @@ def test_oci_layout_round_trip(store_root: Path, fmt: str) -> None:
     app = make_app()
     out = store_root.parent / f"app-{fmt}"
     moorage("save", "--format", fmt, "-o", str(out), "app:v1")
-    files = members(out) if fmt == "oci" else {
-        str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    files = (
+        members(out)
+        if fmt == "oci"
+        else {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    )
     index = json.loads(files["index.json"])
     [desc] = index["manifests"]
     assert desc["annotations"]["io.containerd.image.name"] == "docker.io/library/app:v1"
@@ -215,8 +243,9 @@ def test_a_docker_25_archive_with_gzip_layers_and_blobs_paths_loads(store_root: 
     img = Img([lay], ["team/app:v3"])
     files = oci_files(img, gzip_layers=True)
     blob = next(n for n, d in files.items() if d[:2] == b"\x1f\x8b")
-    files["manifest.json"] = json.dumps([{"Config": f"blobs/sha256/{img.id[7:]}",
-                                          "RepoTags": ["team/app:v3"], "Layers": [blob]}]).encode()
+    files["manifest.json"] = json.dumps(
+        [{"Config": f"blobs/sha256/{img.id[7:]}", "RepoTags": ["team/app:v3"], "Layers": [blob]}]
+    ).encode()
     path = store_root.parent / "d25.tar"
     path.write_bytes(tar_of(*(entry(n, data=d) for n, d in files.items())))
     [loaded] = archives.load(path)
@@ -229,15 +258,19 @@ def test_a_legacy_archive_whose_repeated_layer_is_a_symlink_loads(store_root: Pa
     """docker save before 25 and skopeo link a repeated layer to its first copy."""
     lay = layer({"bin/x": b"x"})
     img = Img([lay], ["app:legacy"])
-    manifest = [{"Config": f"{img.id[7:]}.json", "RepoTags": ["app:legacy"],
-                 "Layers": ["b/layer.tar"]}]
+    manifest = [
+        {"Config": f"{img.id[7:]}.json", "RepoTags": ["app:legacy"], "Layers": ["b/layer.tar"]}
+    ]
     path = store_root.parent / "legacy.tar"
-    path.write_bytes(tar_of(entry(f"{sha(lay)[7:]}.tar", data=lay),
-                            entry("b", tarfile.DIRTYPE),
-                            entry("b/layer.tar", tarfile.SYMTYPE,
-                                  linkname=f"../{sha(lay)[7:]}.tar"),
-                            entry(f"{img.id[7:]}.json", data=img.config),
-                            entry("manifest.json", data=json.dumps(manifest).encode())))
+    path.write_bytes(
+        tar_of(
+            entry(f"{sha(lay)[7:]}.tar", data=lay),
+            entry("b", tarfile.DIRTYPE),
+            entry("b/layer.tar", tarfile.SYMTYPE, linkname=f"../{sha(lay)[7:]}.tar"),
+            entry(f"{img.id[7:]}.json", data=img.config),
+            entry("manifest.json", data=json.dumps(manifest).encode()),
+        )
+    )
     [loaded] = archives.load(path)
     assert loaded.tags == ("app:legacy",)
 
@@ -272,8 +305,9 @@ def skopeo() -> str:
 
 
 def run_skopeo(skopeo: str, *args: str) -> str:
-    done = subprocess.run([skopeo, "--insecure-policy", *args], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [skopeo, "--insecure-policy", *args], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, f"skopeo {' '.join(args)}: {done.stderr}"
     return done.stdout
 
@@ -325,8 +359,9 @@ def test_save_rmi_load_brings_busybox_back_with_the_same_id(store_root: Path) ->
     busybox = images.bootstrap_busybox()
     out = store_root.parent / "myfile.tar"
     moorage("save", "-o", str(out), "busybox:latest")
-    listing = subprocess.run(["tar", "tf", str(out)], capture_output=True, text=True,
-                             check=True).stdout.split()
+    listing = subprocess.run(
+        ["tar", "tf", str(out)], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert "manifest.json" in listing and "repositories" in listing
     assert any(name.endswith("/layer.tar") for name in listing)
     moorage("rmi", "busybox")

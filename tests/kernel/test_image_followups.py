@@ -60,7 +60,8 @@ def test_system_prune_asks_with_dockers_prompt_and_does_nothing_on_no(moorage: M
         "  - all anonymous volumes not used by at least one container\n"
         "  - all dangling images\n"
         "  - unused build cache\n"
-        "\nAre you sure you want to continue? [y/N] ")
+        "\nAre you sure you want to continue? [y/N] "
+    )
     assert moorage.ok("ps", "-aq", "-f", "name=stopped").strip()
     prompt = moorage("system", "prune", "-a", input="\n").out
     assert "  - all images without at least one container associated to them\n" in prompt
@@ -69,13 +70,26 @@ def test_system_prune_asks_with_dockers_prompt_and_does_nothing_on_no(moorage: M
 
 
 def test_system_prune_removes_stopped_containers_networks_volumes_and_dangling_images(
-        moorage: Moorage) -> None:
+    moorage: Moorage,
+) -> None:
     """Containers go first, so the dangling image and the anonymous volume a stopped
     container held go in the same call; running containers, tagged images and named
     volumes stay."""
-    moorage.ok("run", "--network", "none", "--name", "writer", "-v", "/anon",
-               "-v", "mfu-named:/named", "busybox",
-               "sh", "-c", "head -c 50000 /dev/urandom > /blob")
+    moorage.ok(
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "writer",
+        "-v",
+        "/anon",
+        "-v",
+        "mfu-named:/named",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 50000 /dev/urandom > /blob",
+    )
     writer = moorage.ok("inspect", "-f", "{{.Id}}", "writer").strip()
     anonymous = _volume_names(moorage) - {"mfu-named"}
     assert len(anonymous) == 1
@@ -91,14 +105,18 @@ def test_system_prune_removes_stopped_containers_networks_volumes_and_dangling_i
     assert "Deleted Networks:\n" + NETWORK in out
     # The commits carry /anon as a VOLUME (as Docker's do), so from-dangling made a
     # second anonymous volume: both go, in any order.
-    volumes_section = out[out.index("Deleted Volumes:\n"):out.index("Deleted Images:\n")]
+    volumes_section = out[out.index("Deleted Volumes:\n") : out.index("Deleted Images:\n")]
     assert f"\n{next(iter(anonymous))}\n" in volumes_section
     # Other dangling images of the session may be listed too; this one must be.
-    images_section = out[out.index("Deleted Images:\n"):]
+    images_section = out[out.index("Deleted Images:\n") :]
     assert f"\ndeleted: {dangling}\n" in images_section
     assert re.search(rf"\nTotal reclaimed space: {HUMAN}\n$", out)
-    assert out.index("Deleted Containers") < out.index("Deleted Networks") < \
-        out.index("Deleted Volumes") < out.index("Deleted Images")
+    assert (
+        out.index("Deleted Containers")
+        < out.index("Deleted Networks")
+        < out.index("Deleted Volumes")
+        < out.index("Deleted Images")
+    )
     assert not re.search(r"Total reclaimed space: 0B", out)  # the writer's 50 kB at least
     left = moorage.ok("ps", "-a", "--format", "{{.Names}}").split()
     assert left == ["runner"]
@@ -113,7 +131,8 @@ def test_system_prune_with_nothing_to_remove_prints_only_the_total(moorage: Moor
 
 
 def test_system_prune_all_removes_unused_tagged_images_but_not_used_ones_or_named_volumes(
-        moorage: Moorage, busybox: images.Image) -> None:
+    moorage: Moorage, busybox: images.Image
+) -> None:
     moorage.ok("run", "--network", "none", "--name", "writer", "busybox", "sh", "-c", "echo x > /x")
     unused = moorage.ok("commit", "writer", "mfu-unused:1").strip()
     moorage.ok("volume", "create", "mfu-named")
@@ -133,9 +152,16 @@ def _cp_on_a_terminal(*args: str, cwd: Path | None = None) -> tuple[int, str]:
     """``moorage cp ARGS`` with stdout on a pty (docker prints progress only then)."""
     master, slave = pty.openpty()
     try:
-        done = subprocess.run(CLI + ["cp", *args], stdin=subprocess.DEVNULL, stdout=slave,
-                              stderr=subprocess.PIPE, text=True, timeout=60, cwd=cwd,
-                              env=dict(os.environ, PYTHONPATH=str(REPO)))
+        done = subprocess.run(
+            CLI + ["cp", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=slave,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=cwd,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
     finally:
         os.close(slave)
         os.close(master)
@@ -143,13 +169,24 @@ def _cp_on_a_terminal(*args: str, cwd: Path | None = None) -> tuple[int, str]:
 
 
 def test_cp_reports_the_bytes_copied_on_stderr_when_stdout_is_a_terminal(
-        moorage: Moorage, tmp_path: Path) -> None:
-    moorage.ok("run", "--network", "none", "--name", "box", "busybox", "sh", "-c",
-               "head -c 100000 /dev/urandom > /blob")
+    moorage: Moorage, tmp_path: Path
+) -> None:
+    moorage.ok(
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "box",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 100000 /dev/urandom > /blob",
+    )
     code, err = _cp_on_a_terminal("box:/blob", str(tmp_path / "blob"))
     assert code == 0, err
-    match = re.fullmatch(rf"Successfully copied ({HUMAN}) to {re.escape(str(tmp_path))}/blob\n",
-                         err)
+    match = re.fullmatch(
+        rf"Successfully copied ({HUMAN}) to {re.escape(str(tmp_path))}/blob\n", err
+    )
     assert match and match[1].endswith("kB") and 100 <= float(match[1][:-2]) < 130
     assert (tmp_path / "blob").stat().st_size == 100000
     code, err = _cp_on_a_terminal("box:/blob", ".", cwd=tmp_path / "..")
@@ -160,8 +197,9 @@ def test_cp_reports_the_bytes_copied_on_stderr_when_stdout_is_a_terminal(
     assert moorage.ok("cp", "box:/tmp/small", "-")  # it arrived
 
 
-def test_cp_is_quiet_with_q_or_when_stdout_is_not_a_terminal(moorage: Moorage,
-                                                              tmp_path: Path) -> None:
+def test_cp_is_quiet_with_q_or_when_stdout_is_not_a_terminal(
+    moorage: Moorage, tmp_path: Path
+) -> None:
     moorage.ok("run", "--network", "none", "--name", "box", "busybox", "true")
     code, err = _cp_on_a_terminal("-q", "box:/etc/hostname", str(tmp_path / "a"))
     assert (code, err) == (0, "")
@@ -174,13 +212,17 @@ def test_cp_is_quiet_with_q_or_when_stdout_is_not_a_terminal(moorage: Moorage,
 
 
 def test_system_df_verbose_shows_container_status_like_ps(moorage: Moorage) -> None:
-    assert moorage("run", "--network", "none", "--name", "done", "busybox", "sh", "-c",
-                   "exit 3").code == 3
+    assert (
+        moorage("run", "--network", "none", "--name", "done", "busybox", "sh", "-c", "exit 3").code
+        == 3
+    )
     moorage.ok("run", "--network", "none", "-d", "--name", "up", "busybox", "sleep", "300")
     moorage.ok("create", "--network", "none", "--name", "fresh", "busybox", "true")
     out = moorage.ok("system", "df", "-v")
-    rows = {line.split()[-1]: line for line in
-            out.split("Containers space usage:\n\n")[1].split("\n\n")[0].splitlines()[1:]}
+    rows = {
+        line.split()[-1]: line
+        for line in out.split("Containers space usage:\n\n")[1].split("\n\n")[0].splitlines()[1:]
+    }
     assert re.search(r"Exited \(3\) (Less than a second|\d+ seconds?) ago", rows["done"])
     assert re.search(r"\bUp (Less than a second|\d+ seconds?)\b", rows["up"])
     assert re.search(r"\bCreated\b", rows["fresh"])
@@ -203,26 +245,44 @@ def _tar_of(name: str, data: bytes) -> bytes:
 
 @pytest.mark.parametrize("running", [True, False], ids=["running", "stopped"])
 def test_cp_into_a_read_only_rootfs_or_mount_is_refused_like_docker(
-        moorage: Moorage, tmp_path: Path, running: bool) -> None:
+    moorage: Moorage, tmp_path: Path, running: bool
+) -> None:
     host_ro = tmp_path / "ro"
     host_ro.mkdir()
     command = ["sleep", "300"] if running else ["true"]
-    moorage.ok("run", "--network", "none", *(["-d"] if running else []), "--name", "ro",
-               "--read-only", "-v", f"{host_ro}:/data:ro", "-v", "mfu-rw:/rw", "--tmpfs", "/tmp",
-               "busybox", *command)
+    moorage.ok(
+        "run",
+        "--network",
+        "none",
+        *(["-d"] if running else []),
+        "--name",
+        "ro",
+        "--read-only",
+        "-v",
+        f"{host_ro}:/data:ro",
+        "-v",
+        "mfu-rw:/rw",
+        "--tmpfs",
+        "/tmp",
+        "busybox",
+        *command,
+    )
     source = tmp_path / "f"
     source.write_text("payload\n")
-    for dest, message in (("/etc/", "container rootfs is marked read-only"),
-                          ("/newfile", "container rootfs is marked read-only"),
-                          ("/tmp/", "container rootfs is marked read-only"),  # as docker
-                          ("/data/", "mounted volume is marked read-only"),
-                          # moby looks for the directory first, then at read-only
-                          ("/data/sub/x", "Could not find the file /data/sub in container ro")):
+    for dest, message in (
+        ("/etc/", "container rootfs is marked read-only"),
+        ("/newfile", "container rootfs is marked read-only"),
+        ("/tmp/", "container rootfs is marked read-only"),  # as docker
+        ("/data/", "mounted volume is marked read-only"),
+        # moby looks for the directory first, then at read-only
+        ("/data/sub/x", "Could not find the file /data/sub in container ro"),
+    ):
         result = moorage("cp", str(source), f"ro:{dest}")
         assert result.code == 1, dest
         assert result.err == f"Error response from daemon: {message}\n", (dest, result.err)
-    refused = moorage.popen("cp", "-", "ro:/etc", stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    refused = moorage.popen(
+        "cp", "-", "ro:/etc", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     _, err = refused.communicate(_tar_of("g", b"x\n"), timeout=60)
     assert refused.returncode == 1 and b"container rootfs is marked read-only" in err
     assert os.listdir(host_ro) == []
@@ -232,15 +292,29 @@ def test_cp_into_a_read_only_rootfs_or_mount_is_refused_like_docker(
 
 
 def test_cp_into_a_read_only_volume_of_a_writable_container_is_refused(
-        moorage: Moorage, tmp_path: Path) -> None:
-    moorage.ok("run", "--network", "none", "--name", "box", "-v", "mfu-vol:/v", "--mount",
-               "type=volume,source=mfu-inner,target=/v/inner,readonly", "busybox", "true")
+    moorage: Moorage, tmp_path: Path
+) -> None:
+    moorage.ok(
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "box",
+        "-v",
+        "mfu-vol:/v",
+        "--mount",
+        "type=volume,source=mfu-inner,target=/v/inner,readonly",
+        "busybox",
+        "true",
+    )
     source = tmp_path / "f"
     source.write_text("x\n")
     for dest in ("/v/inner/", "/v/inner/new"):  # the innermost mount decides
         result = moorage("cp", str(source), f"box:{dest}")
         assert (result.code, result.err) == (
-            1, "Error response from daemon: mounted volume is marked read-only\n"), dest
+            1,
+            "Error response from daemon: mounted volume is marked read-only\n",
+        ), dest
     moorage.ok("cp", str(source), "box:/v/")
     moorage.ok("cp", str(source), "box:/etc/")  # the rootfs is writable
     assert moorage.ok("cp", "box:/v/f", "-") and moorage.ok("cp", "box:/etc/f", "-")
@@ -280,25 +354,45 @@ def _tree(root: Path) -> dict[str, tuple[object, ...]]:
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
             rel = os.path.relpath(path, root)
-            xattrs = {} if os.path.islink(path) else {
-                n: os.getxattr(path, n, follow_symlinks=False)
-                for n in os.listxattr(path, follow_symlinks=False)}
-            data = Path(path).read_bytes() if os.path.isfile(path) and \
-                not os.path.islink(path) else os.readlink(path) if os.path.islink(path) else b""
+            xattrs = (
+                {}
+                if os.path.islink(path)
+                else {
+                    n: os.getxattr(path, n, follow_symlinks=False)
+                    for n in os.listxattr(path, follow_symlinks=False)
+                }
+            )
+            data = (
+                Path(path).read_bytes()
+                if os.path.isfile(path) and not os.path.islink(path)
+                else os.readlink(path)
+                if os.path.islink(path)
+                else b""
+            )
             first = seen.setdefault((st.st_dev, st.st_ino), rel)
-            out[rel] = (st.st_mode, st.st_uid, st.st_gid, st.st_rdev, data, xattrs,
-                        # ms: the tar keeps mtimes as decimal seconds; whiteouts: none
-                        None if os.path.isdir(path) or (stat.S_ISCHR(st.st_mode)
-                                                        and st.st_rdev == 0)
-                        else st.st_mtime_ns // 1_000_000, first)
+            out[rel] = (
+                st.st_mode,
+                st.st_uid,
+                st.st_gid,
+                st.st_rdev,
+                data,
+                xattrs,
+                # ms: the tar keeps mtimes as decimal seconds; whiteouts: none
+                None
+                if os.path.isdir(path) or (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0)
+                else st.st_mtime_ns // 1_000_000,
+                first,
+            )
     return out
 
 
 def test_commit_fast_path_stores_the_same_layer_as_unpacking_its_tar(
-        busybox: images.Image, tmp_path: Path) -> None:
+    busybox: images.Image, tmp_path: Path
+) -> None:
     """The quiesced-container path (tar + kernel copy of the upper dir) must give the
     diff id and the diff/ tree the tar-unpacking path gives."""
     from runtime.images import layers, store
+
     upper = tmp_path / "upper"
     upper.mkdir()
     _upper_with_every_kind_of_entry(upper)
@@ -315,8 +409,7 @@ def test_commit_fast_path_stores_the_same_layer_as_unpacking_its_tar(
         assert store.layer_tar(fast.diff_id).read_bytes() == slow_tar
         fast_tree = _tree(store.layer_path(fast.diff_id) / "diff")
         assert fast_tree == slow_tree
-        assert "etc" not in fast_tree and fast_tree["opaque"][5] == {
-            "trusted.overlay.opaque": b"y"}
+        assert "etc" not in fast_tree and fast_tree["opaque"][5] == {"trusted.overlay.opaque": b"y"}
         assert fast_tree["data/hard"][7] == fast_tree["data/sub/f"][7]  # one inode
     finally:
         for diff_id in made:
@@ -324,10 +417,28 @@ def test_commit_fast_path_stores_the_same_layer_as_unpacking_its_tar(
 
 
 def test_a_committed_image_runs_with_the_deletions_and_links_of_its_container(
-        moorage: Moorage) -> None:
-    moorage.ok("run", "--network", "none", "--name", "changer", "busybox", "sh", "-c",
-               "rm /bin/ls; mkdir -p /d; echo hi > /d/f; ln /d/f /d/h; ln -s f /d/s")
+    moorage: Moorage,
+) -> None:
+    moorage.ok(
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "changer",
+        "busybox",
+        "sh",
+        "-c",
+        "rm /bin/ls; mkdir -p /d; echo hi > /d/f; ln /d/f /d/h; ln -s f /d/s",
+    )
     moorage.ok("commit", "changer", "mfu-kept:1")
-    out = moorage.ok("run", "--rm", "--network", "none", "mfu-kept:1", "sh", "-c",
-                     "test -e /bin/ls && echo ls-back; cat /d/s; stat -c %h /d/f")
+    out = moorage.ok(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "mfu-kept:1",
+        "sh",
+        "-c",
+        "test -e /bin/ls && echo ls-back; cat /d/s; stat -c %h /d/f",
+    )
     assert out == "hi\n2\n"

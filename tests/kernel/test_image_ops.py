@@ -27,10 +27,21 @@ def _rmi_all(moorage: Moorage, *refs: str) -> None:
 
 def test_diff_lists_added_changed_and_deleted_files_like_docker(moorage: Moorage) -> None:
     """set-b S05: A/C/D from the upper dir, whiteouts understood, Docker's walk order."""
-    moorage.ok("run", "--name", "c1", "busybox", "sh", "-c",
-               "echo hi > /marker; rm /etc/group; echo x >> /etc/passwd")
+    moorage.ok(
+        "run",
+        "--name",
+        "c1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /marker; rm /etc/group; echo x >> /etc/passwd",
+    )
     assert moorage.ok("diff", "c1").splitlines() == [
-        "C /etc", "D /etc/group", "C /etc/passwd", "A /marker"]
+        "C /etc",
+        "D /etc/group",
+        "C /etc/passwd",
+        "A /marker",
+    ]
     missing = moorage("run", "--rm", "busybox", "cat", "/marker")
     assert missing.code == 1 and "No such file or directory" in missing.err + missing.out
     assert "root:x:0:" in moorage.ok("run", "--rm", "busybox", "cat", "/etc/group")
@@ -46,14 +57,25 @@ def test_diff_of_a_missing_container_fails_like_docker(moorage: Moorage) -> None
     assert result.code == 1 and "No such container: no-such-container" in result.err
 
 
-def test_commit_makes_an_image_that_runs_the_change(moorage: Moorage,
-                                                    busybox: images.Image) -> None:
+def test_commit_makes_an_image_that_runs_the_change(
+    moorage: Moorage, busybox: images.Image
+) -> None:
     """set-b S06: diff, commit, tag, commit -m -a, images, inspect, history, Parent."""
-    moorage.ok("run", "--name", "builder", "busybox", "sh", "-c",
-               'mkdir -p /opt/tools && printf "#!/bin/sh\\necho tool ok\\n" > /opt/tools/hello'
-               " && chmod +x /opt/tools/hello")
+    moorage.ok(
+        "run",
+        "--name",
+        "builder",
+        "busybox",
+        "sh",
+        "-c",
+        'mkdir -p /opt/tools && printf "#!/bin/sh\\necho tool ok\\n" > /opt/tools/hello'
+        " && chmod +x /opt/tools/hello",
+    )
     assert moorage.ok("diff", "builder").splitlines() == [
-        "A /opt", "A /opt/tools", "A /opt/tools/hello"]
+        "A /opt",
+        "A /opt/tools",
+        "A /opt/tools/hello",
+    ]
     image_id = moorage.ok("commit", "builder").strip()
     try:
         assert image_id.startswith("sha256:") and len(image_id) == 71
@@ -63,8 +85,9 @@ def test_commit_makes_an_image_that_runs_the_change(moorage: Moorage,
         listing = moorage.ok("images", "mydistro")
         assert "mydistro     latest" in listing and "mydistro     v2" in listing
         assert moorage.ok("run", "--rm", "mydistro", "/opt/tools/hello") == "tool ok\n"
-        shown = moorage.ok("image", "inspect", "-f", "{{ .Comment }}|{{ .Author }}|{{ .Parent }}",
-                           "mydistro:v2")
+        shown = moorage.ok(
+            "image", "inspect", "-f", "{{ .Comment }}|{{ .Author }}|{{ .Parent }}", "mydistro:v2"
+        )
         assert shown.strip() == f"Added hello|tester|{busybox.id}"
         history = moorage.ok("history", "--no-trunc", "mydistro:v2").splitlines()
         assert "IMAGE" in history[0] and "COMMENT" in history[0]
@@ -80,11 +103,13 @@ def test_commit_makes_an_image_that_runs_the_change(moorage: Moorage,
 
 
 def test_commit_of_a_running_container_with_changes_and_no_pause(moorage: Moorage) -> None:
-    moorage.ok("run", "-d", "--name", "live", "busybox", "sh", "-c",
-               "echo live > /state; sleep 300")
+    moorage.ok(
+        "run", "-d", "--name", "live", "busybox", "sh", "-c", "echo live > /state; sleep 300"
+    )
     moorage.ok("exec", "live", "test", "-f", "/state")
-    moorage.ok("commit", "--pause=false", "-c", 'CMD ["cat", "/state"]', "-c", "ENV A=b",
-               "live", "snap:1")
+    moorage.ok(
+        "commit", "--pause=false", "-c", 'CMD ["cat", "/state"]', "-c", "ENV A=b", "live", "snap:1"
+    )
     try:
         assert moorage.ok("run", "--rm", "snap:1") == "live\n"
         assert moorage.ok("run", "--rm", "snap:1", "sh", "-c", "echo $A") == "b\n"
@@ -95,8 +120,16 @@ def test_commit_of_a_running_container_with_changes_and_no_pause(moorage: Moorag
 
 def test_commit_leaves_out_mount_points_and_volumes(moorage: Moorage) -> None:
     """set-b S18 (first half) and the engine's /etc files: never part of an image."""
-    moorage.ok("run", "--init", "--name", "v1", "busybox", "sh", "-c",
-               "echo y > /notvol; echo changed > /etc/hosts")
+    moorage.ok(
+        "run",
+        "--init",
+        "--name",
+        "v1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo y > /notvol; echo changed > /etc/hosts",
+    )
     moorage.ok("commit", "v1", "volimg")
     try:
         assert _layer_names("volimg") == ["notvol"]
@@ -106,8 +139,9 @@ def test_commit_leaves_out_mount_points_and_volumes(moorage: Moorage) -> None:
 
 
 def test_export_then_import_runs_the_same_files(moorage: Moorage, tmp_path: Path) -> None:
-    moorage.ok("run", "--name", "ex", "busybox", "sh", "-c",
-               "echo exported > /etc/motd; rm /etc/group")
+    moorage.ok(
+        "run", "--name", "ex", "busybox", "sh", "-c", "echo exported > /etc/motd; rm /etc/group"
+    )
     out = tmp_path / "ex.tar"
     moorage.ok("export", "-o", str(out), "ex")
     with tarfile.open(out) as tf:
@@ -131,8 +165,9 @@ def test_export_refuses_to_write_to_a_terminal_only(moorage: Moorage) -> None:
     assert "bin/busybox" in tarfile.open(fileobj=io.BytesIO(data)).getnames()
 
 
-def test_history_shows_nop_rows_missing_ids_and_formats(moorage: Moorage,
-                                                        busybox: images.Image) -> None:
+def test_history_shows_nop_rows_missing_ids_and_formats(
+    moorage: Moorage, busybox: images.Image
+) -> None:
     """set-a S03: newest first, CMD row at 0B, the base ADD row with the layer's size."""
     lines = moorage.ok("history", "busybox").splitlines()
     assert lines[0].split() == ["IMAGE", "CREATED", "CREATED", "BY", "SIZE", "COMMENT"]
@@ -152,8 +187,9 @@ def test_rmi_untags_one_of_several_tags_and_deletes_the_last(moorage: Moorage) -
     moorage.ok("create", "--name", "user1", "solo:1", "true")
     refused = moorage("rmi", "solo:1")
     assert refused.code == 1
-    assert ('unable to remove repository reference "solo:1" (must force) - container'
-            in refused.err) and image_id[7:19] in refused.err
+    assert (
+        'unable to remove repository reference "solo:1" (must force) - container' in refused.err
+    ) and image_id[7:19] in refused.err
     by_id = moorage("rmi", image_id[7:19])
     assert by_id.code == 1 and "is being used by stopped container" in by_id.err
     moorage.ok("rm", "user1")
@@ -165,8 +201,7 @@ def test_rmi_untags_one_of_several_tags_and_deletes_the_last(moorage: Moorage) -
     assert moorage.ok("run", "--rm", "busybox", "true") == ""  # shared layers survive
 
 
-def test_rmi_by_id_with_several_tags_needs_force_and_running_blocks_it(
-        moorage: Moorage) -> None:
+def test_rmi_by_id_with_several_tags_needs_force_and_running_blocks_it(moorage: Moorage) -> None:
     moorage.ok("run", "--name", "m2", "busybox", "touch", "/x")
     image_id = moorage.ok("commit", "m2", "two:a").strip()
     moorage.ok("tag", "two:a", "two:b")
@@ -223,17 +258,26 @@ def test_system_df_counts_images_containers_and_sizes(moorage: Moorage) -> None:
     assert "Containers=1" in rows
 
 
-def test_references_accept_normalised_names_and_digests(moorage: Moorage,
-                                                        busybox: images.Image) -> None:
-    for ref in ("busybox", "busybox:latest", "docker.io/library/busybox",
-                "docker.io/library/busybox:latest", "index.docker.io/library/busybox"):
+def test_references_accept_normalised_names_and_digests(
+    moorage: Moorage, busybox: images.Image
+) -> None:
+    for ref in (
+        "busybox",
+        "busybox:latest",
+        "docker.io/library/busybox",
+        "docker.io/library/busybox:latest",
+        "index.docker.io/library/busybox",
+    ):
         assert moorage.ok("image", "inspect", "-f", "{{.Id}}", ref).strip() == busybox.id
     moorage.ok("tag", "busybox", "localhost:5000/team/app:v2")
     digest = "sha256:" + "ab" * 32
     references.set_digest(references.parse(f"localhost:5000/team/app@{digest}"), busybox.id)
     try:
-        for ref in (f"localhost:5000/team/app@{digest}",
-                    f"localhost:5000/team/app:v2@{digest}", "localhost:5000/team/app:v2"):
+        for ref in (
+            f"localhost:5000/team/app@{digest}",
+            f"localhost:5000/team/app:v2@{digest}",
+            "localhost:5000/team/app:v2",
+        ):
             assert moorage.ok("image", "inspect", "-f", "{{.Id}}", ref).strip() == busybox.id
         doc = json.loads(moorage.ok("image", "inspect", "busybox"))[0]
         assert doc["RepoDigests"] == [f"localhost:5000/team/app@{digest}"]
@@ -241,7 +285,8 @@ def test_references_accept_normalised_names_and_digests(moorage: Moorage,
         bad = moorage("tag", "busybox", f"app@{digest}")
         assert bad.code != 0 and "digest" in bad.err
         assert moorage.ok("rmi", f"localhost:5000/team/app@{digest}") == (
-            f"Untagged: localhost:5000/team/app@{digest}\n")
+            f"Untagged: localhost:5000/team/app@{digest}\n"
+        )
     finally:
         moorage("rmi", "localhost:5000/team/app:v2")
     assert moorage.ok("images", "-q", "busybox").strip() == busybox.short_id()
@@ -266,8 +311,17 @@ def test_a_parent_image_is_only_untagged_while_a_child_needs_it(moorage: Moorage
 
 def test_volumes_bypass_commit_and_export(moorage: Moorage, tmp_path: Path) -> None:
     """set-b S18: what a container writes to a volume is in neither its image nor its export."""
-    moorage.ok("run", "--name", "vol1", "-v", "/data", "busybox", "sh", "-c",
-               "echo x > /data/f; echo y > /notvol")
+    moorage.ok(
+        "run",
+        "--name",
+        "vol1",
+        "-v",
+        "/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /data/f; echo y > /notvol",
+    )
     assert "A /notvol" in moorage.ok("diff", "vol1").splitlines()
     moorage.ok("commit", "vol1", "volimg2")
     try:
@@ -306,20 +360,22 @@ def test_export_piped_into_import_from_stdin_runs(moorage: Moorage) -> None:
     """set-b S25, last step: ``tar -c . | docker import - deb:local`` then run."""
     moorage.ok("run", "--name", "pipe", "busybox", "sh", "-c", "echo 12.5 > /etc/debian_version")
     exported = moorage.popen("export", "pipe", stdout=-1)
-    imported = moorage.popen("import", "-", "moorage-test-deb:local", stdin=exported.stdout,
-                             stdout=-1, stderr=-1)
+    imported = moorage.popen(
+        "import", "-", "moorage-test-deb:local", stdin=exported.stdout, stdout=-1, stderr=-1
+    )
     exported.stdout.close()
     out, err = imported.communicate(timeout=60)
     assert exported.wait(timeout=60) == 0 and imported.returncode == 0, err
     try:
-        assert moorage.ok("run", "--rm", "moorage-test-deb:local", "cat",
-                          "/etc/debian_version") == "12.5\n"
+        assert (
+            moorage.ok("run", "--rm", "moorage-test-deb:local", "cat", "/etc/debian_version")
+            == "12.5\n"
+        )
     finally:
         _rmi_all(moorage, out.decode().strip())
 
 
-def test_images_digests_and_inspect_show_the_repo_digest_a_pull_records(
-        moorage: Moorage) -> None:
+def test_images_digests_and_inspect_show_the_repo_digest_a_pull_records(moorage: Moorage) -> None:
     """``images --digests`` adds Docker's DIGEST column; ``inspect`` lists RepoDigests."""
     moorage.ok("tag", "busybox", "moorage-test-dig:1")
     image = images.resolve("moorage-test-dig:1")
@@ -327,8 +383,7 @@ def test_images_digests_and_inspect_show_the_repo_digest_a_pull_records(
     references.set_digest(references.parse(f"moorage-test-dig@{digest}"), image.id)
     try:
         lines = moorage.ok("images", "--digests", "moorage-test-dig").splitlines()
-        assert lines[0].split() == ["REPOSITORY", "TAG", "DIGEST", "IMAGE", "ID", "CREATED",
-                                    "SIZE"]
+        assert lines[0].split() == ["REPOSITORY", "TAG", "DIGEST", "IMAGE", "ID", "CREATED", "SIZE"]
         assert lines[1].split()[:4] == ["moorage-test-dig", "1", digest, image.short_id()]
         assert "DIGEST" not in moorage.ok("images", "moorage-test-dig")
         shown = moorage.ok("image", "inspect", "-f", "{{json .RepoDigests}}", image.id)

@@ -77,7 +77,9 @@ def test_a_committed_layer_hides_the_lower_file_under_overlay(
     assert layer.parent == parent_chain
     assert store.layer(layer.chain_id) == layer
     image = layers.create_image(
-        busybox, [layer], changes=["CMD cat /etc/added"],
+        busybox,
+        [layer],
+        changes=["CMD cat /etc/added"],
         history=[{"created": "2026-01-02T03:04:05Z", "created_by": "test", "comment": "c"}],
         reference="moorage-test/layers:v1",
     )
@@ -91,8 +93,10 @@ def test_a_committed_layer_hides_the_lower_file_under_overlay(
         merged.mkdir()
         work.mkdir()
         lower = ":".join(str(d) for d in reversed(image.layer_dirs()))
-        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
-                        f"lowerdir={lower}", str(merged)], check=True)
+        subprocess.run(
+            ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower}", str(merged)],
+            check=True,
+        )
         try:
             assert (merged / "etc" / "added").read_text() == "new\n"
             assert not (merged / "etc" / "passwd").exists()
@@ -102,6 +106,7 @@ def test_a_committed_layer_hides_the_lower_file_under_overlay(
             subprocess.run(["umount", str(merged)], check=True)
     finally:
         from runtime.images import removal
+
         removal.remove("moorage-test/layers:v1")
 
 

@@ -149,8 +149,11 @@ def test_an_oci_blob_not_matching_its_digest_is_refused(store_root: Path) -> Non
     config = f"blobs/sha256/{img.id[7:]}"
     files = oci_files(img)
     files[config] = files[config].replace(b"amd64", b"arm64")
-    refused(store_root, tar_of(*(entry(n, data=d) for n, d in files.items())),
-            "does not match its digest")
+    refused(
+        store_root,
+        tar_of(*(entry(n, data=d) for n, d in files.items())),
+        "does not match its digest",
+    )
 
 
 def test_enormous_declared_sizes_are_refused_before_reading(store_root: Path) -> None:
@@ -162,15 +165,19 @@ def test_enormous_declared_sizes_are_refused_before_reading(store_root: Path) ->
     info.size = 1 << 36
     refused(store_root, info.tobuf(tarfile.PAX_FORMAT) + bytes(4096), "truncated or not a tar")
     # A manifest.json genuinely larger than any manifest may be.
-    huge = docker_archive(img, extra=(entry("pad.json", data=b" " * (17 << 20)),),
-                          manifest=[{"Config": "pad.json", "Layers": []}])
+    huge = docker_archive(
+        img,
+        extra=(entry("pad.json", data=b" " * (17 << 20)),),
+        manifest=[{"Config": "pad.json", "Layers": []}],
+    )
     refused(store_root, huge, "too large")
 
 
 def test_a_missing_config_is_refused(store_root: Path) -> None:
     img = Img([GOOD])
-    manifest = [{"Config": "nothere.json", "RepoTags": ["app:v1"],
-                 "Layers": [f"{sha(GOOD)[7:]}/layer.tar"]}]
+    manifest = [
+        {"Config": "nothere.json", "RepoTags": ["app:v1"], "Layers": [f"{sha(GOOD)[7:]}/layer.tar"]}
+    ]
     refused(store_root, docker_archive(img, manifest=manifest), "no image config")
     files = oci_files(img)
     del files[f"blobs/sha256/{img.id[7:]}"]
@@ -240,8 +247,11 @@ def test_a_gzip_bomb_layer_in_an_oci_archive_leaves_no_half_image(
     store_root: Path, small_limit: int
 ) -> None:
     """The first layer is stored, the bomb layer refused mid-stream: both are gone."""
-    refused(store_root, oci_archive(Img([GOOD, ZEROS], ["bomb:v1"]), gzip_layers=True),
-            "MOORAGE_MAX_UNPACKED_BYTES")
+    refused(
+        store_root,
+        oci_archive(Img([GOOD, ZEROS], ["bomb:v1"]), gzip_layers=True),
+        "MOORAGE_MAX_UNPACKED_BYTES",
+    )
 
 
 def test_import_of_a_gzip_bomb_is_refused_and_leaves_no_layer(
@@ -252,8 +262,9 @@ def test_import_of_a_gzip_bomb_is_refused_and_leaves_no_layer(
     assert leftovers(store_root) == []
 
 
-SETUID = tar_of(entry("bin", tarfile.DIRTYPE),
-                entry("bin/su", data=b"#!/bin/sh\n", mode=0o6755, uid=0, gid=0))
+SETUID = tar_of(
+    entry("bin", tarfile.DIRTYPE), entry("bin/su", data=b"#!/bin/sh\n", mode=0o6755, uid=0, gid=0)
+)
 
 
 def _su_mode(reference: str) -> int:
@@ -272,8 +283,9 @@ def test_import_keeps_setuid_for_a_trusted_caller_and_strips_it_for_anyone_else(
     upload with trusted=False; the CLI (root) keeps Docker's behaviour."""
     images.import_tar(io.BytesIO(SETUID), "suid:admin", trusted=True)
     assert _su_mode("suid:admin") == 0o6755
-    untrusted = gzip.compress(tar_of(entry("bin", tarfile.DIRTYPE),
-                                     entry("bin/su", data=b"#!/bin/sh\n#2\n", mode=0o6755)))
+    untrusted = gzip.compress(
+        tar_of(entry("bin", tarfile.DIRTYPE), entry("bin/su", data=b"#!/bin/sh\n#2\n", mode=0o6755))
+    )
     images.import_tar(io.BytesIO(untrusted), "suid:user")  # a dashboard user's upload
     assert _su_mode("suid:user") == 0o755
 

@@ -83,26 +83,40 @@ def make_network(moorage: Moorage, made: list[str], name: str) -> None:
 
 
 def ip_on(moorage: Moorage, name: str, network: str) -> str:
-    return moorage.ok("inspect", "-f",
-                      f"{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}",
-                      name).strip()
+    return moorage.ok(
+        "inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}', name
+    ).strip()
 
 
 def test_containers_on_a_user_network_resolve_each_other_by_name_alias_and_short_id(
-        moorage: Moorage, networks: list[str], fake_resolver: FakeResolver) -> None:
+    moorage: Moorage, networks: list[str], fake_resolver: FakeResolver
+) -> None:
     """S24/S25: ping by name, the --network-alias, and resolv.conf naming 127.0.0.11."""
     make_network(moorage, networks, "dnsapp")
-    cid = moorage.ok("run", "-d", "--name", "c1", "--network", "dnsapp",
-                     "--network-alias", "database", "busybox", "sleep", "60").strip()
+    cid = moorage.ok(
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "--network",
+        "dnsapp",
+        "--network-alias",
+        "database",
+        "busybox",
+        "sleep",
+        "60",
+    ).strip()
     address = ip_on(moorage, "c1", "dnsapp")
-    script = ("cat /etc/resolv.conf; ping -c1 -W2 c1; ping -c1 -W2 database; "
-              f"nslookup {cid[:12]}; nslookup c1.dnsapp")
+    script = (
+        "cat /etc/resolv.conf; ping -c1 -W2 c1; ping -c1 -W2 database; "
+        f"nslookup {cid[:12]}; nslookup c1.dnsapp"
+    )
     out = moorage.ok("run", "--rm", "--network", "dnsapp", "busybox", "sh", "-c", script)
     assert "nameserver 127.0.0.11" in out
     assert f"PING c1 ({address})" in out
     assert f"PING database ({address})" in out
     assert out.count(f"Address: {address}") == 2
-    assert fake_resolver.asked == []   # container names never leave the engine
+    assert fake_resolver.asked == []  # container names never leave the engine
 
 
 def test_the_default_bridge_has_no_name_resolution(moorage: Moorage) -> None:
@@ -114,7 +128,8 @@ def test_the_default_bridge_has_no_name_resolution(moorage: Moorage) -> None:
 
 
 def test_names_resolve_only_for_containers_sharing_a_network(
-        moorage: Moorage, networks: list[str], fake_resolver: FakeResolver) -> None:
+    moorage: Moorage, networks: list[str], fake_resolver: FakeResolver
+) -> None:
     """S25: c3 on othernet cannot resolve c1 on dnsapp (the name is forwarded, and the
     outside world does not know it either)."""
     make_network(moorage, networks, "dnsapp")
@@ -126,9 +141,9 @@ def test_names_resolve_only_for_containers_sharing_a_network(
 
 
 def test_other_names_are_forwarded_to_the_hosts_resolvers(
-        moorage: Moorage, networks: list[str], fake_resolver: FakeResolver) -> None:
+    moorage: Moorage, networks: list[str], fake_resolver: FakeResolver
+) -> None:
     make_network(moorage, networks, "dnsapp")
-    out = moorage.ok("run", "--rm", "--network", "dnsapp", "busybox", "nslookup",
-                     "outside.test")
+    out = moorage.ok("run", "--rm", "--network", "dnsapp", "busybox", "nslookup", "outside.test")
     assert "Address: 192.0.2.55" in out
     assert "outside.test" in fake_resolver.asked

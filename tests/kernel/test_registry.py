@@ -42,10 +42,17 @@ pytestmark = pytest.mark.kernel
 CLI = [sys.executable, "-m", "runtime.cli"]
 
 
-def moorage(*args: str, input: str | None = None, check: bool = True,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(CLI + list(args), input=input, capture_output=True, text=True,
-                          timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+def moorage(
+    *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        CLI + list(args),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
     if check:
         assert done.returncode == 0, f"moorage {' '.join(args)}: {done.stdout}{done.stderr}"
     return done
@@ -80,10 +87,15 @@ def _start_registry(htpasswd: str | None) -> RealRegistry:
     (workdir / "config.yml").write_text(
         "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
         f"    rootdirectory: {workdir / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n{auth}")
+        f"http:\n  addr: 127.0.0.1:{port}\n{auth}"
+    )
     with open(workdir / "log", "wb") as log:
-        process = subprocess.Popen([binary, "serve", str(workdir / "config.yml")],
-                                   stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [binary, "serve", str(workdir / "config.yml")],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
@@ -119,8 +131,9 @@ def auth_registry() -> Iterator[str]:
     tool = shutil.which("htpasswd")
     if tool is None:
         pytest.skip("htpasswd is not installed (apache2-utils)")
-    line = subprocess.run([tool, "-Bbn", "alice", "s3cret"], capture_output=True, text=True,
-                          check=True).stdout
+    line = subprocess.run(
+        [tool, "-Bbn", "alice", "s3cret"], capture_output=True, text=True, check=True
+    ).stdout
     reg = _start_registry(line)
     yield reg.host
     _stop_registry(reg)
@@ -138,8 +151,10 @@ def root(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield base / "root"
     containers = base / "root" / "containers"
     deadline = time.monotonic() + 20  # `run --rm` returns before the monitor is gone
-    while time.monotonic() < deadline and containers.is_dir() and any(
-        not p.name.startswith(".") for p in containers.iterdir()
+    while (
+        time.monotonic() < deadline
+        and containers.is_dir()
+        and any(not p.name.startswith(".") for p in containers.iterdir())
     ):
         time.sleep(0.1)
     shutil.rmtree(base)
@@ -281,7 +296,8 @@ def test_pull_by_digest_gets_exactly_that_image(root: Path, registry: str) -> No
 
 
 def test_a_second_push_skips_layers_and_another_repository_mounts_them(
-        root: Path, registry: str) -> None:
+    root: Path, registry: str
+) -> None:
     moorage("tag", "busybox", f"{registry}/team/src:v1")
     moorage("tag", "busybox", f"{registry}/team/dst:v1")
     assert ": Pushed" in moorage("push", f"{registry}/team/src:v1").stdout
@@ -289,8 +305,9 @@ def test_a_second_push_skips_layers_and_another_repository_mounts_them(
     assert ": Mounted from team/src" in moorage("push", f"{registry}/team/dst:v1").stdout
 
 
-def test_an_image_pushed_by_skopeo_is_pulled_and_run(root: Path, registry: str,
-                                                     tmp_path: Path) -> None:
+def test_an_image_pushed_by_skopeo_is_pulled_and_run(
+    root: Path, registry: str, tmp_path: Path
+) -> None:
     """skopeo pushes gzip docker v2 and OCI manifests; both pull and run."""
     if shutil.which("skopeo") is None:
         pytest.skip("skopeo is not installed")
@@ -299,9 +316,21 @@ def test_an_image_pushed_by_skopeo_is_pulled_and_run(root: Path, registry: str,
     diff_ids = images.resolve("busybox").diff_ids()
     for fmt in ("v2s2", "oci"):
         target = f"{registry}/skopeo/busybox:{fmt}"
-        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--format", fmt,
-                        f"docker-archive:{archive}", f"docker://{target}"],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                "skopeo",
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+                "--format",
+                fmt,
+                f"docker-archive:{archive}",
+                f"docker://{target}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         out = moorage("pull", target).stdout
         assert f"Status: Downloaded newer image for {target}" in out
         assert images.resolve(target).diff_ids() == diff_ids  # skopeo may rewrite the config
@@ -314,14 +343,23 @@ def test_skopeo_inspects_an_image_pushed_by_moorage(root: Path, registry: str) -
     name = f"{registry}/team/inspected:v1"
     second_image(name)
     digest = moorage("push", name).stdout.split("digest: ")[1].split()[0]
-    done = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{name}"],
-                          capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", f"docker://{name}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     seen = json.loads(done.stdout)
     assert seen["Digest"] == digest
     assert len(seen["Layers"]) == 1
-    config = subprocess.run(["skopeo", "inspect", "--config", "--tls-verify=false",
-                             f"docker://{name}"], capture_output=True, text=True, timeout=60,
-                            check=True).stdout
+    config = subprocess.run(
+        ["skopeo", "inspect", "--config", "--tls-verify=false", f"docker://{name}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert json.loads(config)["rootfs"]["diff_ids"] == images.resolve(name).diff_ids()
 
 
@@ -334,10 +372,12 @@ def test_search_on_a_registry_without_v1_search_says_so(root: Path, registry: st
 # --- authentication ---------------------------------------------------------------------
 
 
-def test_wrong_credentials_are_refused_and_nothing_is_stored(root: Path,
-                                                             auth_registry: str) -> None:
-    done = moorage("login", "-u", "alice", "--password-stdin", auth_registry, input="wrong\n",
-                   check=False)
+def test_wrong_credentials_are_refused_and_nothing_is_stored(
+    root: Path, auth_registry: str
+) -> None:
+    done = moorage(
+        "login", "-u", "alice", "--password-stdin", auth_registry, input="wrong\n", check=False
+    )
     assert done.returncode == 1
     assert "unauthorized" in done.stderr.lower()
     assert not (root / "config.json").exists()
@@ -345,8 +385,7 @@ def test_wrong_credentials_are_refused_and_nothing_is_stored(root: Path,
     assert denied.returncode == 1 and "basic auth credentials" in denied.stderr
 
 
-def test_login_push_pull_and_logout_on_an_htpasswd_registry(root: Path,
-                                                            auth_registry: str) -> None:
+def test_login_push_pull_and_logout_on_an_htpasswd_registry(root: Path, auth_registry: str) -> None:
     out = moorage("login", "-u", "alice", "--password-stdin", auth_registry, input="s3cret\n")
     assert out.stdout.strip() == "Login Succeeded"
     config = root / "config.json"
@@ -357,8 +396,10 @@ def test_login_push_pull_and_logout_on_an_htpasswd_registry(root: Path,
     moorage("push", name)
     forget_everything()
     moorage("pull", name)
-    assert moorage("logout", auth_registry).stdout.strip() == \
-        f"Removing login credentials for {auth_registry}"
+    assert (
+        moorage("logout", auth_registry).stdout.strip()
+        == f"Removing login credentials for {auth_registry}"
+    )
     assert moorage("logout", auth_registry).stdout.strip() == f"Not logged in to {auth_registry}"
     denied = moorage("push", name, check=False)
     assert denied.returncode == 1 and "credentials" in denied.stderr
@@ -385,8 +426,12 @@ def _sha(data: bytes) -> str:
 class FakeRegistry:
     """Serves ``routes`` (path -> (content type, body)); with ``token``, demands it."""
 
-    def __init__(self, routes: dict[str, tuple[str, bytes]], token: str | None = None,
-                 basic: str | None = None) -> None:
+    def __init__(
+        self,
+        routes: dict[str, tuple[str, bytes]],
+        token: str | None = None,
+        basic: str | None = None,
+    ) -> None:
         self.routes, self.token, self.basic = routes, token, basic
         self.token_requests: list[str] = []
         owner = self
@@ -400,27 +445,39 @@ class FakeRegistry:
                 if self.path.startswith("/token"):
                     owner.token_requests.append(self.path)
                     sent = self.headers.get("Authorization", "")
-                    if owner.basic and sent != "Basic " + base64.b64encode(
-                            owner.basic.encode()).decode():
+                    if (
+                        owner.basic
+                        and sent != "Basic " + base64.b64encode(owner.basic.encode()).decode()
+                    ):
                         return self._send(401, "application/json", b'{"details":"no"}')
-                    return self._send(200, "application/json",
-                                      json.dumps({"token": owner.token}).encode())
+                    return self._send(
+                        200, "application/json", json.dumps({"token": owner.token}).encode()
+                    )
                 if owner.token and self.headers.get("Authorization") != f"Bearer {owner.token}":
-                    challenge = (f'Bearer realm="http://127.0.0.1:{port}/token",'
-                                 'service="fake",scope="repository:x:pull"')
-                    return self._send(401, "application/json",
-                                      b'{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}',
-                                      {"WWW-Authenticate": challenge})
+                    challenge = (
+                        f'Bearer realm="http://127.0.0.1:{port}/token",'
+                        'service="fake",scope="repository:x:pull"'
+                    )
+                    return self._send(
+                        401,
+                        "application/json",
+                        b'{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}',
+                        {"WWW-Authenticate": challenge},
+                    )
                 if self.path == "/v2/":
                     return self._send(200, "application/json", b"{}")
                 if self.path not in owner.routes:
-                    return self._send(404, "application/json",
-                                      b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"x"}]}')
+                    return self._send(
+                        404,
+                        "application/json",
+                        b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"x"}]}',
+                    )
                 kind, body = owner.routes[self.path]
                 self._send(200, kind, body)
 
-            def _send(self, status: int, kind: str, body: bytes,
-                      extra: dict[str, str] | None = None) -> None:
+            def _send(
+                self, status: int, kind: str, body: bytes, extra: dict[str, str] | None = None
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
@@ -443,43 +500,77 @@ class FakeRegistry:
         self.thread.join()
 
 
-def _image_routes(repo: str, blob: bytes | None = None, arch: str = "amd64",
-                  as_list: tuple[str, ...] = ()) -> tuple[dict[str, tuple[str, bytes]], str]:
+def _image_routes(
+    repo: str, blob: bytes | None = None, arch: str = "amd64", as_list: tuple[str, ...] = ()
+) -> tuple[dict[str, tuple[str, bytes]], str]:
     """Routes for a one-layer image; ``blob`` replaces the layer bytes actually served."""
     raw, gz = _layer("#!/bin/sh\necho fake\n")
-    config = json.dumps({"architecture": arch, "os": "linux",
-                         "config": {"Cmd": ["/hello"]},
-                         "rootfs": {"type": "layers", "diff_ids": [_sha(raw)]}}).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": _sha(config), "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": _sha(gz), "size": len(gz)}]}).encode()
+    config = json.dumps(
+        {
+            "architecture": arch,
+            "os": "linux",
+            "config": {"Cmd": ["/hello"]},
+            "rootfs": {"type": "layers", "diff_ids": [_sha(raw)]},
+        }
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": _sha(config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": _sha(gz),
+                    "size": len(gz),
+                }
+            ],
+        }
+    ).encode()
     routes = {
         f"/v2/{repo}/blobs/{_sha(config)}": ("application/octet-stream", config),
         f"/v2/{repo}/blobs/{_sha(gz)}": ("application/octet-stream", blob or gz),
-        f"/v2/{repo}/manifests/{_sha(manifest)}": ("application/vnd.oci.image.manifest.v1+json",
-                                                  manifest),
+        f"/v2/{repo}/manifests/{_sha(manifest)}": (
+            "application/vnd.oci.image.manifest.v1+json",
+            manifest,
+        ),
     }
     top = manifest
     if as_list:
-        entries = [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "digest": _sha(manifest) if a == arch else "sha256:" + "1" * 64,
-                    "size": len(manifest), "platform": {"os": "linux", "architecture": a}}
-                   for a in as_list]
-        top = json.dumps({"schemaVersion": 2, "manifests": entries,
-                          "mediaType": "application/vnd.oci.image.index.v1+json"}).encode()
+        entries = [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": _sha(manifest) if a == arch else "sha256:" + "1" * 64,
+                "size": len(manifest),
+                "platform": {"os": "linux", "architecture": a},
+            }
+            for a in as_list
+        ]
+        top = json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": entries,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+            }
+        ).encode()
         routes[f"/v2/{repo}/manifests/{_sha(top)}"] = (
-            "application/vnd.oci.image.index.v1+json", top)
+            "application/vnd.oci.image.index.v1+json",
+            top,
+        )
     routes[f"/v2/{repo}/manifests/latest"] = (
-        "application/vnd.oci.image.index.v1+json" if as_list else
-        "application/vnd.oci.image.manifest.v1+json", top)
+        "application/vnd.oci.image.index.v1+json"
+        if as_list
+        else "application/vnd.oci.image.manifest.v1+json",
+        top,
+    )
     return routes, _sha(raw)
 
 
-def test_a_blob_that_does_not_match_its_digest_is_refused_and_nothing_is_stored(
-        root: Path) -> None:
+def test_a_blob_that_does_not_match_its_digest_is_refused_and_nothing_is_stored(root: Path) -> None:
     """Issue 7 bad input: a registry answering with a wrong digest."""
     raw, _ = _layer("#!/bin/sh\necho fake\n")
     same_content_other_bytes = gzip.compress(raw, mtime=12345)  # same diff id, other digest
@@ -508,12 +599,12 @@ def test_bearer_auth_and_an_oci_index_pick_linux_amd64(root: Path) -> None:
         assert images.resolve(f"{fake.host}/multi/app").diff_ids() == [diff_id]
 
 
-def test_login_to_a_bearer_registry_sends_the_credentials_to_its_token_realm(
-        root: Path) -> None:
+def test_login_to_a_bearer_registry_sends_the_credentials_to_its_token_realm(root: Path) -> None:
     routes, _ = _image_routes("private/app")
     with FakeRegistry(routes, token="t0k3n", basic="bob:hunter2") as fake:
-        wrong = moorage("login", "-u", "bob", "--password-stdin", fake.host, input="nope\n",
-                        check=False)
+        wrong = moorage(
+            "login", "-u", "bob", "--password-stdin", fake.host, input="nope\n", check=False
+        )
         assert wrong.returncode == 1
         assert "unauthorized: incorrect username or password" in wrong.stderr
         assert not (root / "config.json").exists()
@@ -538,8 +629,9 @@ def test_a_closed_port_fails_fast_with_a_clear_error(root: Path) -> None:
     assert "Connection refused" in done.stderr and f"127.0.0.1:{port}/v2/" in done.stderr
 
 
-def test_a_registry_that_never_answers_times_out(root: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_registry_that_never_answers_times_out(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MOORAGE_REGISTRY_TIMEOUT", "1")
     with socket.socket() as silent:  # accepts connections (the backlog) and never speaks
         silent.bind(("127.0.0.1", 0))
@@ -583,8 +675,7 @@ def test_create_pulls_a_missing_image_and_prints_only_the_id(root: Path, registr
     moorage("rm", done.stdout.strip())
 
 
-def test_pull_never_refuses_a_missing_image_with_dockers_message(root: Path,
-                                                                 registry: str) -> None:
+def test_pull_never_refuses_a_missing_image_with_dockers_message(root: Path, registry: str) -> None:
     name = f"{registry}/team/never:v1"
     moorage("tag", "busybox", name)
     moorage("push", name)
@@ -631,14 +722,27 @@ def _skopeo_push_busybox(registry: str, repository: str, tmp_path: Path) -> str:
     archive = tmp_path / "busybox.tar"
     moorage("save", "-o", str(archive), "busybox")
     target = f"{registry}/{repository}:v1"
-    subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--format", "v2s2",
-                    f"docker-archive:{archive}", f"docker://{target}"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            "--format",
+            "v2s2",
+            f"docker-archive:{archive}",
+            f"docker://{target}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return target
 
 
 def test_a_layer_pulled_from_one_repository_is_mounted_when_pushed_to_another(
-        root: Path, registry: str, tmp_path: Path) -> None:
+    root: Path, registry: str, tmp_path: Path
+) -> None:
     """Issue 7: cross-repository blob mount, for a blob this host only ever pulled."""
     origin = _skopeo_push_busybox(registry, "team/origin", tmp_path)
     forget_everything()
@@ -647,12 +751,14 @@ def test_a_layer_pulled_from_one_repository_is_mounted_when_pushed_to_another(
     out = moorage("push", f"{registry}/team/copy:v1").stdout
     assert ": Mounted from team/origin" in out and ": Pushed" not in out
     forget_everything()
-    assert moorage("run", "--rm", f"{registry}/team/copy:v1", "echo", "mounted").stdout == \
-        "mounted\n"
+    assert (
+        moorage("run", "--rm", f"{registry}/team/copy:v1", "echo", "mounted").stdout == "mounted\n"
+    )
 
 
 def test_a_gzip_layer_that_unpacks_past_the_limit_is_refused_while_it_downloads(
-        root: Path, registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root: Path, registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = _skopeo_push_busybox(registry, "team/bomb", tmp_path)
     forget_everything()
     monkeypatch.setenv("MOORAGE_MAX_UNPACKED_BYTES", str(64 << 10))

@@ -56,21 +56,25 @@ class BreakingRelay:
                 return
             server = socket.create_connection(self._upstream)
             pair: dict[str, Any] = {"socks": (client, server), "up": 0, "down": 0, "ended": 0}
-            threading.Thread(target=self._pump, args=(client, server, "up", pair),
-                             daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, "down", pair),
-                             daemon=True).start()
+            threading.Thread(
+                target=self._pump, args=(client, server, "up", pair), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pump, args=(server, client, "down", pair), daemon=True
+            ).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, way: str,
-              pair: dict[str, Any]) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, way: str, pair: dict[str, Any]) -> None:
         try:
             while data := src.recv(1 << 16):
                 if way == "up" and data.startswith(_METHODS):
                     with self._lock:
                         self.heads.append(data[:2048])
                 with self._lock:
-                    breaking = (way == self._way and self.breaks == 0
-                                and pair[way] + len(data) > self._after)
+                    breaking = (
+                        way == self._way
+                        and self.breaks == 0
+                        and pair[way] + len(data) > self._after
+                    )
                     if breaking:
                         self.breaks += 1
                         data = data[: self._after - pair[way]]
@@ -112,17 +116,20 @@ def big_image(tag: str, size: int) -> tuple[images.Image, int]:
         tar.addfile(info, io.BytesIO(os.urandom(size)))
     blob_size = data.tell()
     data.seek(0)
-    added = store.add_layer(data, base.chain_ids()[-1], allow_devices=False,
-                            allow_setuid=False)
-    doc = dict(base.config, rootfs={"type": "layers",
-                                    "diff_ids": [*base.diff_ids(), added.diff_id]})
+    added = store.add_layer(data, base.chain_ids()[-1], allow_devices=False, allow_setuid=False)
+    doc = dict(
+        base.config, rootfs={"type": "layers", "diff_ids": [*base.diff_ids(), added.diff_id]}
+    )
     image_id = store.put_config(json.dumps(doc).encode())
     references.set_tag(references.parse(tag), image_id)
     return images.resolve(image_id), blob_size
 
 
 def test_a_pull_whose_connection_breaks_resumes_where_it_stopped(
-        root: Path, registry: str, relays: list[BreakingRelay]) -> None:  # noqa: F811
+    root: Path,  # noqa: F811 - the fixtures of test_registry
+    registry: str,  # noqa: F811
+    relays: list[BreakingRelay],
+) -> None:
     image, blob_size = big_image(f"{registry}/cut/down:v1", 8 * MIB)
     moorage("push", f"{registry}/cut/down:v1")
     forget_everything()
@@ -139,13 +146,15 @@ def test_a_pull_whose_connection_breaks_resumes_where_it_stopped(
     assert len(resumed) == 1 and resumed[0].startswith(b"GET /v2/cut/down/blobs/"), relay.heads
     # Picked up where it stopped: the big blob crossed once, not once and a half.
     assert relay.moved["down"] < blob_size + 3 * MIB, relay.moved
-    assert moorage("run", "--rm", name, "sh", "-c", "wc -c < /big").stdout.strip() == str(
-        8 * MIB)
+    assert moorage("run", "--rm", name, "sh", "-c", "wc -c < /big").stdout.strip() == str(8 * MIB)
     assert not list((root / "tmp").glob("pull-*"))
 
 
 def test_a_push_whose_connection_breaks_uploads_the_layer_again(
-        root: Path, registry: str, relays: list[BreakingRelay]) -> None:  # noqa: F811
+    root: Path,  # noqa: F811 - the fixtures of test_registry
+    registry: str,  # noqa: F811
+    relays: list[BreakingRelay],
+) -> None:
     relay = BreakingRelay(registry, "up", after=3 * MIB)
     relays.append(relay)
     name = f"{relay.host}/cut/up:v1"

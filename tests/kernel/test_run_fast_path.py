@@ -27,8 +27,9 @@ def test_the_init_that_moved_itself_is_in_every_hierarchy_of_its_containers_cgro
 
 
 def test_run_rm_keeps_output_and_exit_code_through_the_quick_exit(moorage):
-    result = moorage("run", "--rm", "--network", "none", "busybox", "sh", "-c",
-                     "echo out; echo err >&2; exit 3")
+    result = moorage(
+        "run", "--rm", "--network", "none", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"
+    )
     assert (result.code, result.out, result.err) == (3, "out\n", "err\n")
 
 

@@ -23,21 +23,34 @@ def test_the_filter_refuses_a_user_namespace_that_needs_no_capability(moorage):
     assert refused.code != 0
     assert "Operation not permitted" in refused.err + refused.out
     # The same command with the filter off shows that only the filter stood in the way.
-    assert moorage.ok("run", "--rm", "--security-opt", "seccomp=unconfined", "busybox",
-                      "unshare", "-U", "true") == ""
+    assert (
+        moorage.ok(
+            "run",
+            "--rm",
+            "--security-opt",
+            "seccomp=unconfined",
+            "busybox",
+            "unshare",
+            "-U",
+            "true",
+        )
+        == ""
+    )
 
 
 def test_unconfined_and_privileged_containers_get_no_filter(moorage):
     for options in (["--security-opt", "seccomp=unconfined"], ["--privileged"]):
-        assert moorage.ok("run", "--rm", *options, "busybox", "sh", "-c",
-                          SECCOMP_MODE) == "0\n"
+        assert moorage.ok("run", "--rm", *options, "busybox", "sh", "-c", SECCOMP_MODE) == "0\n"
 
 
 def test_cap_add_sys_admin_lets_mount_through(moorage):
-    script = ("mkdir -p /scratch && mount -t tmpfs none /scratch && "
-              "grep -c ' /scratch tmpfs' /proc/mounts")
-    assert moorage.ok("run", "--rm", "--cap-add", "SYS_ADMIN", "busybox", "sh", "-c",
-                      script) == "1\n"
+    script = (
+        "mkdir -p /scratch && mount -t tmpfs none /scratch && "
+        "grep -c ' /scratch tmpfs' /proc/mounts"
+    )
+    assert (
+        moorage.ok("run", "--rm", "--cap-add", "SYS_ADMIN", "busybox", "sh", "-c", script) == "1\n"
+    )
     denied = moorage("run", "--rm", "busybox", "sh", "-c", script)
     assert denied.code != 0
 

@@ -18,12 +18,13 @@ def client_on(sock: socket.socket) -> attach.Client:
 def test_one_chunk_holding_several_frames_yields_them_all_at_once():
     ours, monitors = socket.socketpair()
     with ours, monitors:
-        monitors.sendall(attach.frame(attach.STDOUT, b"ps\r\n")
-                         + attach.frame(attach.STDOUT, b"PID USER\r\n")
-                         + attach.frame(attach.STDERR, b"oops")[:5])
+        monitors.sendall(
+            attach.frame(attach.STDOUT, b"ps\r\n")
+            + attach.frame(attach.STDOUT, b"PID USER\r\n")
+            + attach.frame(attach.STDERR, b"oops")[:5]
+        )
         client = client_on(ours)
-        assert client.recv_some() == [(attach.STDOUT, b"ps\r\n"),
-                                      (attach.STDOUT, b"PID USER\r\n")]
+        assert client.recv_some() == [(attach.STDOUT, b"ps\r\n"), (attach.STDOUT, b"PID USER\r\n")]
         monitors.sendall(attach.frame(attach.STDERR, b"oops")[5:])
         assert client.recv_some() == [(attach.STDERR, b"oops")]
         monitors.close()

@@ -10,10 +10,10 @@ from runtime.images import store
 
 def test_a_recorded_step_is_found_only_for_the_same_parent_and_key() -> None:
     child = store.put_config(b'{"config":{},"cache-test":1}')
-    cache.record("sha256:" + "a" * 64, "#(nop)  CMD [\"sh\"]", child)
-    assert cache.lookup("sha256:" + "a" * 64, "#(nop)  CMD [\"sh\"]") == child
-    assert cache.lookup("sha256:" + "b" * 64, "#(nop)  CMD [\"sh\"]") is None
-    assert cache.lookup("sha256:" + "a" * 64, "#(nop)  CMD [\"bash\"]") is None
+    cache.record("sha256:" + "a" * 64, '#(nop)  CMD ["sh"]', child)
+    assert cache.lookup("sha256:" + "a" * 64, '#(nop)  CMD ["sh"]') == child
+    assert cache.lookup("sha256:" + "b" * 64, '#(nop)  CMD ["sh"]') is None
+    assert cache.lookup("sha256:" + "a" * 64, '#(nop)  CMD ["bash"]') is None
 
 
 def test_an_entry_whose_image_was_removed_is_a_miss() -> None:

@@ -19,9 +19,15 @@ from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 
 from runtime.network.dns import Directory, Resolver, answer, upstream_servers
 
-DIRECTORY = Directory(names={"web": ["10.1.0.2"], "www": ["10.1.0.2"],
-                             "web.app": ["10.1.0.2"], "0123456789ab": ["10.1.0.2"]},
-                      reverse={"10.1.0.2": "web.app"})
+DIRECTORY = Directory(
+    names={
+        "web": ["10.1.0.2"],
+        "www": ["10.1.0.2"],
+        "web.app": ["10.1.0.2"],
+        "0123456789ab": ["10.1.0.2"],
+    },
+    reverse={"10.1.0.2": "web.app"},
+)
 
 
 class Upstream:
@@ -66,14 +72,21 @@ def upstream() -> Iterator[Upstream]:
 
 @pytest.fixture
 def resolver(upstream: Upstream) -> Iterator[Resolver]:
-    server = Resolver(lambda: DIRECTORY, ["127.0.0.1"], address="127.0.0.1", port=0,
-                      upstream_port=upstream.port, try_timeout=0.2)
+    server = Resolver(
+        lambda: DIRECTORY,
+        ["127.0.0.1"],
+        address="127.0.0.1",
+        port=0,
+        upstream_port=upstream.port,
+        try_timeout=0.2,
+    )
     yield server
     server.close()
 
 
-def ask(resolver: Resolver, name: str, qtype: str = "A", tcp: bool = False,
-        timeout: float = 3.0) -> DNSRecord:
+def ask(
+    resolver: Resolver, name: str, qtype: str = "A", tcp: bool = False, timeout: float = 3.0
+) -> DNSRecord:
     """Send one query and run the server's loop until the reply comes."""
     query = DNSRecord.question(name, qtype)
     if tcp:
@@ -106,7 +119,8 @@ def ask(resolver: Resolver, name: str, qtype: str = "A", tcp: bool = False,
 
 
 def test_container_names_aliases_and_short_ids_answer_with_their_address(
-        resolver: Resolver) -> None:
+    resolver: Resolver,
+) -> None:
     for name in ("web", "www", "WEB", "web.app", "0123456789ab"):
         reply = ask(resolver, name)
         assert [str(rr.rdata) for rr in reply.rr] == ["10.1.0.2"], name
@@ -114,7 +128,8 @@ def test_container_names_aliases_and_short_ids_answer_with_their_address(
 
 
 def test_a_container_name_has_no_ipv6_address_and_is_not_forwarded(
-        resolver: Resolver, upstream: Upstream) -> None:
+    resolver: Resolver, upstream: Upstream
+) -> None:
     reply = ask(resolver, "web", "AAAA")
     assert reply.header.rcode == RCODE.NOERROR and not reply.rr
     assert upstream.seen == 0
@@ -126,7 +141,8 @@ def test_reverse_lookup_of_a_container_address_names_it(resolver: Resolver) -> N
 
 
 def test_other_names_are_forwarded_and_come_back_with_the_askers_id(
-        resolver: Resolver, upstream: Upstream) -> None:
+    resolver: Resolver, upstream: Upstream
+) -> None:
     reply = ask(resolver, "example.test")
     assert [str(rr.rdata) for rr in reply.rr] == ["192.0.2.77"]
     assert upstream.seen == 1
@@ -134,17 +150,17 @@ def test_other_names_are_forwarded_and_come_back_with_the_askers_id(
 
 def test_queries_over_tcp_are_answered_and_forwarded(resolver: Resolver) -> None:
     assert [str(rr.rdata) for rr in ask(resolver, "www", tcp=True).rr] == ["10.1.0.2"]
-    assert [str(rr.rdata) for rr in ask(resolver, "example.test", tcp=True).rr] == \
-        ["192.0.2.77"]
+    assert [str(rr.rdata) for rr in ask(resolver, "example.test", tcp=True).rr] == ["192.0.2.77"]
 
 
 def test_a_silent_upstream_gets_servfail_after_its_tries(
-        resolver: Resolver, upstream: Upstream) -> None:
+    resolver: Resolver, upstream: Upstream
+) -> None:
     upstream.muted = True
     started = time.monotonic()
     reply = ask(resolver, "example.test")
     assert reply.header.rcode == RCODE.SERVFAIL
-    assert upstream.seen == 2           # tried twice, 0.2 s each
+    assert upstream.seen == 2  # tried twice, 0.2 s each
     assert time.monotonic() - started < 2
 
 
@@ -154,7 +170,8 @@ def test_answer_leaves_unknown_names_for_forwarding() -> None:
 
 
 def test_upstreams_are_dns_flags_else_the_hosts_resolv_conf(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     conf = tmp_path / "resolv.conf"
     conf.write_text("search x\nnameserver 127.0.0.53\nnameserver ::1\nnameserver 10.0.0.1\n")
     monkeypatch.setenv("MOORAGE_HOST_RESOLV_CONF", str(conf))

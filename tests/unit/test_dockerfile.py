@@ -11,7 +11,9 @@ from runtime.errors import InvalidSpec
 def test_instructions_keep_their_line_numbers_and_upper_case_keywords() -> None:
     parsed = df.parse("# comment\n\nfrom busybox\nrun echo hi\n")
     assert [(i.keyword, i.rest, i.line) for i in parsed.instructions] == [
-        ("FROM", "busybox", 3), ("RUN", "echo hi", 4)]
+        ("FROM", "busybox", 3),
+        ("RUN", "echo hi", 4),
+    ]
 
 
 def test_continuation_lines_join_and_comments_inside_them_vanish() -> None:
@@ -34,8 +36,9 @@ def test_a_directive_after_a_comment_is_only_a_comment() -> None:
 
 
 def test_unknown_instruction_names_its_line() -> None:
-    with pytest.raises(df.DockerfileError,
-                       match="Dockerfile parse error line 3: unknown instruction: FOO"):
+    with pytest.raises(
+        df.DockerfileError, match="Dockerfile parse error line 3: unknown instruction: FOO"
+    ):
         df.parse("FROM busybox\nRUN true\nFOO bar\n")
 
 
@@ -70,22 +73,25 @@ def test_flags_are_split_from_the_arguments() -> None:
     assert ins.rest == "/a /b"
 
 
-@pytest.mark.parametrize(("word", "expected"), [
-    ("$A", "1"),
-    ("${A}x", "1x"),
-    ("${UNSET:-dflt}", "dflt"),
-    ("${EMPTY:-dflt}", "dflt"),
-    ("${EMPTY-dflt}", ""),
-    ("${A:+alt}", "alt"),
-    ("${UNSET:+alt}", ""),
-    ("${UNSET:-${A}2}", "12"),
-    ("'$A'", "$A"),
-    ('"$A b"', "1 b"),
-    ("\\$A", "$A"),
-    ('"\\$A"', "$A"),
-    ("$", "$"),
-    ("a$UNSETb", "a"),
-])
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("$A", "1"),
+        ("${A}x", "1x"),
+        ("${UNSET:-dflt}", "dflt"),
+        ("${EMPTY:-dflt}", "dflt"),
+        ("${EMPTY-dflt}", ""),
+        ("${A:+alt}", "alt"),
+        ("${UNSET:+alt}", ""),
+        ("${UNSET:-${A}2}", "12"),
+        ("'$A'", "$A"),
+        ('"$A b"', "1 b"),
+        ("\\$A", "$A"),
+        ('"\\$A"', "$A"),
+        ("$", "$"),
+        ("a$UNSETb", "a"),
+    ],
+)
 def test_words_expand_like_docker(word: str, expected: str) -> None:
     assert df.expand(word, {"A": "1", "EMPTY": ""}) == expected
 

@@ -14,31 +14,33 @@ def _ignored(text: str, path: str) -> bool:
     return ignored(parse_ignore(text), path)
 
 
-@pytest.mark.parametrize(("patterns", "path", "expected"), [
-    ("secret.txt", "secret.txt", True),
-    ("secret.txt", "dir/secret.txt", False),          # patterns are rooted
-    ("*.txt", "a.txt", True),
-    ("*.txt", "dir/a.txt", False),                    # '*' never crosses '/'
-    ("*/*.txt", "dir/a.txt", True),
-    ("**/*.txt", "a/b/c.txt", True),
-    ("**/*.txt", "c.txt", True),
-    ("dir", "dir/sub/file", True),                    # a parent match excludes children
-    ("dir/**", "dir/x", True),
-    ("/abs.txt", "abs.txt", True),
-    ("./rel.txt", "rel.txt", True),
-    ("file?.txt", "file1.txt", True),
-    ("file?.txt", "file12.txt", False),
-    ("[ab].txt", "a.txt", True),
-    ("[!ab].txt", "a.txt", False),
-    ("[!ab].txt", "c.txt", True),
-    ("*.md\n!README.md", "README.md", False),         # an exception re-includes
-    ("*.md\n!README.md", "CHANGES.md", True),
-    ("!README.md\n*.md", "README.md", True),          # the last matching line wins
-    ("# comment\n\n  spaced.txt  ", "spaced.txt", True),
-    ("\\#hash", "#hash", True),
-])
-def test_patterns_follow_dockers_patternmatcher(patterns: str, path: str,
-                                                expected: bool) -> None:
+@pytest.mark.parametrize(
+    ("patterns", "path", "expected"),
+    [
+        ("secret.txt", "secret.txt", True),
+        ("secret.txt", "dir/secret.txt", False),  # patterns are rooted
+        ("*.txt", "a.txt", True),
+        ("*.txt", "dir/a.txt", False),  # '*' never crosses '/'
+        ("*/*.txt", "dir/a.txt", True),
+        ("**/*.txt", "a/b/c.txt", True),
+        ("**/*.txt", "c.txt", True),
+        ("dir", "dir/sub/file", True),  # a parent match excludes children
+        ("dir/**", "dir/x", True),
+        ("/abs.txt", "abs.txt", True),
+        ("./rel.txt", "rel.txt", True),
+        ("file?.txt", "file1.txt", True),
+        ("file?.txt", "file12.txt", False),
+        ("[ab].txt", "a.txt", True),
+        ("[!ab].txt", "a.txt", False),
+        ("[!ab].txt", "c.txt", True),
+        ("*.md\n!README.md", "README.md", False),  # an exception re-includes
+        ("*.md\n!README.md", "CHANGES.md", True),
+        ("!README.md\n*.md", "README.md", True),  # the last matching line wins
+        ("# comment\n\n  spaced.txt  ", "spaced.txt", True),
+        ("\\#hash", "#hash", True),
+    ],
+)
+def test_patterns_follow_dockers_patternmatcher(patterns: str, path: str, expected: bool) -> None:
     assert _ignored(patterns, path) is expected
 
 
@@ -85,4 +87,3 @@ def test_checksum_follows_content_not_modification_time(tmp_path: Path) -> None:
     assert context.checksum(["sub"]) == first
     (tmp_path / "sub" / "a.txt").write_text("changed\n")
     assert context.checksum(["sub"]) != first
-

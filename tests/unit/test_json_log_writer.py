@@ -20,7 +20,10 @@ def test_each_complete_line_is_one_entry_with_its_newline_and_stream(tmp_path: P
     writer.close()
     got = entries(log)
     assert [(e["log"], e["stream"]) for e in got] == [
-        ("one\n", "stdout"), ("two\n", "stdout"), ("oops\n", "stderr")]
+        ("one\n", "stdout"),
+        ("two\n", "stdout"),
+        ("oops\n", "stderr"),
+    ]
     assert all(e["time"].endswith("Z") and len(e["time"]) == 30 for e in got)
 
 
@@ -33,16 +36,19 @@ def test_a_line_split_across_chunks_is_joined_and_streams_keep_their_own_partial
     writer.write("stderr", b"err")
     writer.write("stdout", b"lo\nwor")
     writer.write("stderr", b"or\n")
-    writer.close()   # flushes the unterminated "wor"
+    writer.close()  # flushes the unterminated "wor"
     assert [(e["log"], e["stream"]) for e in entries(log)] == [
-        ("hello\n", "stdout"), ("error\n", "stderr"), ("wor", "stdout")]
+        ("hello\n", "stdout"),
+        ("error\n", "stderr"),
+        ("wor", "stdout"),
+    ]
 
 
 def test_lines_longer_than_16k_become_partial_entries_like_dockers(tmp_path: Path) -> None:
     log = tmp_path / "c-json.log"
     writer = logs.JsonFileWriter(log)
     writer.write("stdout", b"a" * 40000 + b"\n")
-    writer.write("stdout", b"b" * (2 * logs.PARTIAL_LIMIT + 5))   # no newline yet
+    writer.write("stdout", b"b" * (2 * logs.PARTIAL_LIMIT + 5))  # no newline yet
     writer.write("stdout", b"\n")
     writer.close()
     sizes = [len(e["log"]) for e in entries(log)]
@@ -55,9 +61,8 @@ def test_text_is_escaped_as_json_and_bad_utf8_is_replaced(tmp_path: Path) -> Non
     writer = logs.JsonFileWriter(log)
     writer.write("stdout", 'quote " slash \\ tab \t é ✓\n'.encode() + b"\xff\x1b[0m\n")
     writer.close()
-    assert [e["log"] for e in entries(log)] == [
-        'quote " slash \\ tab \t é ✓\n', "\ufffd\x1b[0m\n"]
-    assert "é ✓".encode() in log.read_bytes()   # kept as UTF-8, like ensure_ascii=False
+    assert [e["log"] for e in entries(log)] == ['quote " slash \\ tab \t é ✓\n', "\ufffd\x1b[0m\n"]
+    assert "é ✓".encode() in log.read_bytes()  # kept as UTF-8, like ensure_ascii=False
 
 
 def test_max_size_rotates_to_numbered_files_and_keeps_max_file_of_them(tmp_path: Path) -> None:

@@ -15,11 +15,14 @@ from tests.unit.test_network_store import private_root  # noqa: F401 - autouse f
 
 
 def test_an_ipv6_network_keeps_its_subnet_and_takes_the_first_address_as_gateway():
-    network = store.create("six", subnet="10.240.0.0/24", ipv6=True,
-                           subnet6="fd00:dead:beef::/64")
+    network = store.create("six", subnet="10.240.0.0/24", ipv6=True, subnet6="fd00:dead:beef::/64")
     again = store.get("six")
-    assert (again.enable_ipv6, again.subnet6, again.gateway6, again.prefixlen6) == \
-        (True, "fd00:dead:beef::/64", "fd00:dead:beef::1", 64)
+    assert (again.enable_ipv6, again.subnet6, again.gateway6, again.prefixlen6) == (
+        True,
+        "fd00:dead:beef::/64",
+        "fd00:dead:beef::1",
+        64,
+    )
     assert ipam.allocate6(network, "a" * 64) == "fd00:dead:beef::2"
     assert ipam.allocate6(network, "b" * 64) == "fd00:dead:beef::3"
     assert ipam.allocate(network, "a" * 64) == "10.240.0.2"
@@ -28,16 +31,19 @@ def test_an_ipv6_network_keeps_its_subnet_and_takes_the_first_address_as_gateway
 def test_ipv6_without_a_subnet_gets_a_random_unique_local_64():
     network = store.create("ula", ipv6=True)
     assert network.subnet6.startswith("fd") and network.subnet6.endswith("::/64")
-    assert network.subnet   # and an IPv4 subnet from the pool, as Docker
+    assert network.subnet  # and an IPv4 subnet from the pool, as Docker
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    ({"subnet6": "fd00::/64"}, "IPv6 is not enabled"),
-    ({"ipv6": True, "subnet6": "fd00:zz::/64"}, "invalid CIDR"),
-    ({"ipv6": True, "subnet6": "10.9.0.0/16"}, "invalid CIDR"),
-    ({"ipv6": True, "subnet6": "fd00::/127"}, "too small"),
-    ({"ipv6": True, "subnet6": "fd00::/64", "gateway6": "fd01::1"}, "not within subnet"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"subnet6": "fd00::/64"}, "IPv6 is not enabled"),
+        ({"ipv6": True, "subnet6": "fd00:zz::/64"}, "invalid CIDR"),
+        ({"ipv6": True, "subnet6": "10.9.0.0/16"}, "invalid CIDR"),
+        ({"ipv6": True, "subnet6": "fd00::/127"}, "too small"),
+        ({"ipv6": True, "subnet6": "fd00::/64", "gateway6": "fd01::1"}, "not within subnet"),
+    ],
+)
 def test_bad_ipv6_subnets_are_refused(kwargs, error):
     with pytest.raises(InvalidSpec, match=error):
         store.create("bad6", **kwargs)
@@ -56,6 +62,7 @@ def test_addresses_are_files_taken_once_even_by_racing_allocations():
 
     def take(n: int) -> None:
         got.append(ipam.allocate(network, f"{n:064d}"))
+
     threads = [threading.Thread(target=take, args=(n,)) for n in range(20)]
     for thread in threads:
         thread.start()
@@ -91,17 +98,23 @@ def test_an_ipv6_address_request_skips_duplicate_address_detection():
     request = netlink.new_address(7, "fd00::5", 64)
     family, prefixlen, flags, _scope, index = netlink._IFADDRMSG.unpack_from(request.body)
     assert (prefixlen, index) == (64, 7) and flags & netlink.IFA_F_NODAD
-    assert family == 10   # AF_INET6
+    assert family == 10  # AF_INET6
 
 
 def test_container_names_answer_aaaa_with_their_ipv6_address_and_a_with_the_ipv4_one():
-    directory = Directory(names={"web": ["10.1.0.2", "fd00::2"]},
-                          reverse={"10.1.0.2": "web.app", "fd00::2": "web.app"})
+    directory = Directory(
+        names={"web": ["10.1.0.2", "fd00::2"]},
+        reverse={"10.1.0.2": "web.app", "fd00::2": "web.app"},
+    )
     aaaa = answer(DNSRecord.question("web", "AAAA"), directory)
     assert aaaa is not None and [str(r.rdata) for r in aaaa.rr] == ["fd00::2"]
     a = answer(DNSRecord.question("web", "A"), directory)
     assert a is not None and [str(r.rdata) for r in a.rr] == ["10.1.0.2"]
-    ptr = answer(DNSRecord.question("2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
-                                    "0.0.d.f.ip6.arpa", "PTR"), directory)
+    ptr = answer(
+        DNSRecord.question(
+            "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa", "PTR"
+        ),
+        directory,
+    )
     assert ptr is not None and ptr.rr[0].rtype == QTYPE.PTR
     assert str(ptr.rr[0].rdata) == "web.app."

@@ -33,10 +33,15 @@ def test_new_networks_take_the_next_free_16_from_the_pool():
     assert first.bridge.startswith(paths.link_prefix() + "br-") and len(first.bridge) <= 15
 
 
-@pytest.mark.parametrize("subnet, error", [
-    ("10.231.4.0/24", "overlaps"), ("10.300.0.0/16", "invalid CIDR"),
-    ("10.240.0.0", "invalid CIDR"), ("fd00::/64", "invalid CIDR"),
-])
+@pytest.mark.parametrize(
+    "subnet, error",
+    [
+        ("10.231.4.0/24", "overlaps"),
+        ("10.300.0.0/16", "invalid CIDR"),
+        ("10.240.0.0", "invalid CIDR"),
+        ("fd00::/64", "invalid CIDR"),
+    ],
+)
 def test_bad_or_overlapping_subnets_are_refused(subnet, error):
     with pytest.raises(InvalidSpec, match=error):
         store.create("bad", subnet=subnet)
@@ -68,8 +73,9 @@ def test_ipam_gives_distinct_addresses_honours_requests_and_releases():
         ipam.allocate(network, "f" * 64)
     assert ipam.release(network, "a" * 64) == ["10.240.1.2"]
     assert ipam.allocate(network, "f" * 64) == "10.240.1.2"
-    assert ipam.release_unless(network, {"f" * 64}) and \
-        ipam.allocations(network) == {"10.240.1.2": "f" * 64}
+    assert ipam.release_unless(network, {"f" * 64}) and ipam.allocations(network) == {
+        "10.240.1.2": "f" * 64
+    }
 
 
 def test_requested_addresses_only_on_user_networks():
@@ -83,7 +89,8 @@ def test_the_nft_script_masquerades_isolates_and_seals_internal_networks():
     text = nat.script([store.get("bridge"), open_net, sealed])
     assert text.startswith(f"table ip {nat.table()} {{}}\nflush table ip {nat.table()}\n")
     assert f'ip saddr 10.240.2.0/24 oifname != "{open_net.bridge}" masquerade' in text
-    assert "10.240.3.0/24" not in text   # no egress for the internal one
-    assert f'iifname "{open_net.bridge}" oifname != "{open_net.bridge}" oifname @bridges ' \
-           "drop" in text
+    assert "10.240.3.0/24" not in text  # no egress for the internal one
+    assert (
+        f'iifname "{open_net.bridge}" oifname != "{open_net.bridge}" oifname @bridges drop' in text
+    )
     assert f'iifname "{sealed.bridge}" oifname != "{sealed.bridge}" drop' in text

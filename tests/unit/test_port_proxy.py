@@ -77,10 +77,11 @@ def proxy() -> Iterator[PortProxy]:
 
 
 def test_tcp_passes_a_large_upload_then_the_half_close_then_the_answer(
-        proxy: PortProxy, backend: socket.socket) -> None:
+    proxy: PortProxy, backend: socket.socket
+) -> None:
     port = proxy.bind("tcp", "127.0.0.1", 0, 0, backend.getsockname()[1])
     client = socket.create_connection(("127.0.0.1", port), timeout=10)
-    client.sendall(b"x" * 3_000_000)   # far past the proxy's buffer: back pressure
+    client.sendall(b"x" * 3_000_000)  # far past the proxy's buffer: back pressure
     client.shutdown(socket.SHUT_WR)
     assert client.recv(100) == b"read 3000000 bytes"
     assert client.recv(100) == b""

@@ -43,8 +43,10 @@ def test_udp_and_upper_case_protocols() -> None:
 
 
 def test_ranges_pair_up_port_by_port() -> None:
-    assert parse_publish("8000-8001:80-81") == [Mapping(80, "tcp", "", 8000),
-                                                 Mapping(81, "tcp", "", 8001)]
+    assert parse_publish("8000-8001:80-81") == [
+        Mapping(80, "tcp", "", 8000),
+        Mapping(81, "tcp", "", 8001),
+    ]
     assert parse_publish("80-81") == [Mapping(80), Mapping(81)]
 
 
@@ -56,19 +58,24 @@ def test_bracketed_ipv6_host_ip() -> None:
     assert parse_publish("[::1]:8080:80") == [Mapping(80, "tcp", "::1", 8080)]
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("70000:80", "invalid hostPort: 70000"),
-    ("8080:70000", "invalid containerPort: 70000"),
-    ("8080:0", "invalid containerPort: 0"),
-    ("abc", "invalid containerPort: abc"),
-    ("+80", "invalid containerPort: +80"),
-    ("8080:", "no port specified: 8080:<empty>"),
-    ("8001-8000:80", "invalid hostPort: 8001-8000"),
-    ("8000-8002:80-81", "invalid ranges specified for container and host Ports: 80-81 and "
-                        "8000-8002"),
-    ("1.2.3:8080:80", "invalid IP address: 1.2.3"),
-    ("80/icmp", "invalid proto: icmp"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("70000:80", "invalid hostPort: 70000"),
+        ("8080:70000", "invalid containerPort: 70000"),
+        ("8080:0", "invalid containerPort: 0"),
+        ("abc", "invalid containerPort: abc"),
+        ("+80", "invalid containerPort: +80"),
+        ("8080:", "no port specified: 8080:<empty>"),
+        ("8001-8000:80", "invalid hostPort: 8001-8000"),
+        (
+            "8000-8002:80-81",
+            "invalid ranges specified for container and host Ports: 80-81 and 8000-8002",
+        ),
+        ("1.2.3:8080:80", "invalid IP address: 1.2.3"),
+        ("80/icmp", "invalid proto: icmp"),
+    ],
+)
 def test_bad_publish_specs_fail_with_dockers_words(text: str, message: str) -> None:
     with pytest.raises(InvalidSpec) as caught:
         parse_publish(text)
@@ -99,8 +106,9 @@ def test_validate_reports_the_first_bad_port() -> None:
 
 
 def test_publish_all_takes_image_and_expose_ports_and_keeps_explicit_ones() -> None:
-    spec = ContainerSpec(image="web", publish=("8080:8000",), publish_all=True,
-                         expose=("9000/udp",))
+    spec = ContainerSpec(
+        image="web", publish=("8080:8000",), publish_all=True, expose=("9000/udp",)
+    )
     mappings, exposed = requested(spec, {"ExposedPorts": {"8000/tcp": {}, "6379/tcp": {}}})
     assert exposed == ["8000/tcp", "6379/tcp", "9000/udp"]
     assert mappings == [Mapping(8000, "tcp", "", 8080), Mapping(6379), Mapping(9000, "udp")]
@@ -122,14 +130,26 @@ class _Saved:
 
 
 def test_port_lines_print_like_docker_port(tmp_path: Path) -> None:
-    (tmp_path / "ports.json").write_text(json.dumps({"Ports": {
-        "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"},
-                   {"HostIp": "127.0.0.1", "HostPort": "32768"}],
-        "53/udp": [{"HostIp": "0.0.0.0", "HostPort": "5353"}],
-        "443/tcp": None}}))
+    (tmp_path / "ports.json").write_text(
+        json.dumps(
+            {
+                "Ports": {
+                    "80/tcp": [
+                        {"HostIp": "0.0.0.0", "HostPort": "8080"},
+                        {"HostIp": "127.0.0.1", "HostPort": "32768"},
+                    ],
+                    "53/udp": [{"HostIp": "0.0.0.0", "HostPort": "5353"}],
+                    "443/tcp": None,
+                }
+            }
+        )
+    )
     record: Any = _Saved(tmp_path)
-    assert port_lines(record) == ["53/udp -> 0.0.0.0:5353", "80/tcp -> 0.0.0.0:8080",
-                                  "80/tcp -> 127.0.0.1:32768"]
+    assert port_lines(record) == [
+        "53/udp -> 0.0.0.0:5353",
+        "80/tcp -> 0.0.0.0:8080",
+        "80/tcp -> 127.0.0.1:32768",
+    ]
     assert port_lines(record, "80") == ["0.0.0.0:8080", "127.0.0.1:32768"]
     assert port_lines(record, "53/udp") == ["0.0.0.0:5353"]
     with pytest.raises(NotFound, match="No public port '443/tcp' published for web"):

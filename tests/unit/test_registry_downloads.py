@@ -28,7 +28,7 @@ def _spool(blob: bytes, step: int, limit: int = 1 << 30) -> tuple[bytes, _Unpack
     out = io.BytesIO()
     unpacking = _Unpacking(out, blob[:2], limit)
     for start in range(0, len(blob), step):
-        unpacking.feed(blob[start:start + step])
+        unpacking.feed(blob[start : start + step])
     unpacking.finish()
     return out.getvalue(), unpacking
 
@@ -45,7 +45,8 @@ BLOBS = {
 @pytest.mark.parametrize("name", list(BLOBS))
 @pytest.mark.parametrize("step", [1 << 20, 7777, 1 << 16])
 def test_a_blob_fed_in_any_chunks_gives_the_tar_its_diff_id_and_its_digest(
-        name: str, step: int) -> None:
+    name: str, step: int
+) -> None:
     blob = BLOBS[name]
     tar, unpacking = _spool(blob, step)
     assert tar == TAR
@@ -58,10 +59,13 @@ def test_an_uncompressed_blob_is_hashed_once_as_digest_and_diff_id() -> None:
     assert unpacking.tar_hash is unpacking.blob_hash
 
 
-@pytest.mark.parametrize(("blob", "why"), [
-    (_gz(TAR)[:-100], "gzip stream is truncated"),
-    (_gz(TAR) + b"xx", "not valid gzip"),
-])
+@pytest.mark.parametrize(
+    ("blob", "why"),
+    [
+        (_gz(TAR)[:-100], "gzip stream is truncated"),
+        (_gz(TAR) + b"xx", "not valid gzip"),
+    ],
+)
 def test_a_broken_gzip_blob_is_refused(blob: bytes, why: str) -> None:
     with pytest.raises(InvalidSpec, match=why):
         _spool(blob, 1 << 16)

@@ -19,23 +19,35 @@ CID = "c" * 64
 
 
 def _loaded_after(statement: str, candidates: list[str]) -> list[str]:
-    code = (f"import sys\n{statement}\n"
-            f"print(' '.join(m for m in {candidates!r} if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[2])
+    code = (
+        f"import sys\n{statement}\nprint(' '.join(m for m in {candidates!r} if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     return out.stdout.split()
 
 
 def test_resolving_an_image_loads_neither_bootstrap_config_nor_layers() -> None:
-    heavy = ["runtime.images.bootstrap", "runtime.images.config", "runtime.images.layers",
-             "calendar", "shlex"]
+    heavy = [
+        "runtime.images.bootstrap",
+        "runtime.images.config",
+        "runtime.images.layers",
+        "calendar",
+        "shlex",
+    ]
     assert _loaded_after("import runtime.images", heavy) == []
 
 
 def test_the_lazy_image_submodules_are_still_attributes_of_the_package() -> None:
     loaded = _loaded_after(
         "import runtime.images as i; i.config.now; i.layers.parent_of; i.bootstrap.find",
-        ["runtime.images.bootstrap", "runtime.images.config", "runtime.images.layers"])
+        ["runtime.images.bootstrap", "runtime.images.config", "runtime.images.layers"],
+    )
     assert len(loaded) == 3
 
 
@@ -53,20 +65,19 @@ def container_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     yield directory
 
 
-def test_a_container_on_no_network_has_nothing_for_removal_to_undo(
-        container_dir: Path) -> None:
+def test_a_container_on_no_network_has_nothing_for_removal_to_undo(container_dir: Path) -> None:
     endpoints.save_config(CID, endpoints.NetworkConfig())
     assert not endpoints.has_networks(CID)
 
 
-def test_a_container_attached_to_a_network_has_network_state_to_undo(
-        container_dir: Path) -> None:
+def test_a_container_attached_to_a_network_has_network_state_to_undo(container_dir: Path) -> None:
     config = endpoints.NetworkConfig(attachments=[endpoints.Attachment("n" * 64)])
     endpoints.save_config(CID, config)
     assert endpoints.has_networks(CID)
 
 
-def test_a_container_already_gone_has_nothing_to_undo(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_container_already_gone_has_nothing_to_undo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MOORAGE_ROOT", str(tmp_path))
     assert not endpoints.has_networks(CID)

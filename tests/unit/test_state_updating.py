@@ -11,7 +11,7 @@ def test_updating_without_a_change_leaves_the_file_alone(tmp_path: Path) -> None
     state.save(tmp_path, state.State(status=state.CREATED))
     before = (tmp_path / "state.json").stat().st_ino
     with state.updating(tmp_path) as current:
-        current.manually_stopped = False   # already so
+        current.manually_stopped = False  # already so
     assert (tmp_path / "state.json").stat().st_ino == before
 
 

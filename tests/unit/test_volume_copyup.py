@@ -34,7 +34,7 @@ def test_seed_copies_files_links_fifos_modes_and_times(tmp_path: Path) -> None:
     assert stat.S_IMODE((volume / "sub").stat().st_mode) == 0o751
     assert stat.S_IMODE(volume.stat().st_mode) == 0o1777
     assert (volume / "sub" / "file").stat().st_mtime == 1_000_000
-    assert os.readlink(volume / "link") == "/etc/shadow"   # a link, never its target
+    assert os.readlink(volume / "link") == "/etc/shadow"  # a link, never its target
     assert stat.S_ISFIFO(os.lstat(volume / "pipe").st_mode)
     assert stat.S_IMODE(os.lstat(volume / "pipe").st_mode) == 0o620
 
@@ -51,8 +51,9 @@ def test_a_volume_with_data_is_not_seeded_again(tmp_path: Path) -> None:
 def test_a_missing_image_directory_seeds_nothing(tmp_path: Path) -> None:
     (tmp_path / "volume").mkdir()
     (tmp_path / "rootfs").mkdir()
-    assert not copyup.seed(str(tmp_path / "rootfs"), str(tmp_path / "rootfs" / "nope"),
-                           str(tmp_path / "volume"))
+    assert not copyup.seed(
+        str(tmp_path / "rootfs"), str(tmp_path / "rootfs" / "nope"), str(tmp_path / "volume")
+    )
 
 
 def test_a_symlink_swapped_into_the_path_copies_nothing(tmp_path: Path) -> None:
@@ -67,5 +68,5 @@ def test_a_symlink_swapped_into_the_path_copies_nothing(tmp_path: Path) -> None:
     try:
         assert not copyup.seed(str(root), str(root / "srv" / "data"), str(volume))
     except KernelError:
-        pass   # refusing outright is as good as copying nothing
+        pass  # refusing outright is as good as copying nothing
     assert os.listdir(volume) == []

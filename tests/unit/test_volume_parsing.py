@@ -39,18 +39,24 @@ def test_rw_and_label_and_nocopy_modes_are_accepted() -> None:
     assert parse_volume("v1:/c:nocopy").nocopy
 
 
-@pytest.mark.parametrize("raw, message", [
-    ("data:rel", "invalid volume specification: 'data:rel': invalid mount config for type "
-                 "\"volume\": invalid mount path: 'rel' mount path must be absolute"),
-    ("/data:rw", "invalid volume specification: '/data:rw'"),
-    (":/x", "invalid volume specification: ':/x'"),
-    ("a:b:c:d", "invalid volume specification: 'a:b:c:d'"),
-    ("vol:/x:bogus", "invalid mode: bogus"),
-    ("vol:/x:ro,rw", "invalid mode: ro,rw"),
-    ("/", "destination can't be '/'"),
-    ("d/x:/y", "includes invalid characters for a local volume name"),
-    ("/h:/c:nocopy", "field VolumeOptions must not be specified"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (
+            "data:rel",
+            "invalid volume specification: 'data:rel': invalid mount config for type "
+            "\"volume\": invalid mount path: 'rel' mount path must be absolute",
+        ),
+        ("/data:rw", "invalid volume specification: '/data:rw'"),
+        (":/x", "invalid volume specification: ':/x'"),
+        ("a:b:c:d", "invalid volume specification: 'a:b:c:d'"),
+        ("vol:/x:bogus", "invalid mode: bogus"),
+        ("vol:/x:ro,rw", "invalid mode: ro,rw"),
+        ("/", "destination can't be '/'"),
+        ("d/x:/y", "includes invalid characters for a local volume name"),
+        ("/h:/c:nocopy", "field VolumeOptions must not be specified"),
+    ],
+)
 def test_bad_volume_specs_are_refused_in_dockers_words(raw: str, message: str) -> None:
     with pytest.raises(InvalidSpec) as caught:
         parse_volume(raw)
@@ -83,20 +89,23 @@ def test_mount_tmpfs_size_and_mode_become_tmpfs_data() -> None:
     assert request.tmpfs_flags & sc.MS_NOEXEC
 
 
-@pytest.mark.parametrize("raw, message", [
-    ("type=foo,target=/x", 'invalid mount config for type "foo": mount type unknown'),
-    ("target=/x,bogus=1", "unexpected key 'bogus' in 'bogus=1'"),
-    ("source=x1", "target is required"),
-    ("type=bind,target=/x", "field Source must not be empty"),
-    ("type=bind,source=rel,target=/x", "invalid mount path: 'rel' mount path must be absolute"),
-    ("type=tmpfs,source=x,target=/x", "field Source must not be specified"),
-    ("type=tmpfs,target=/x,volume-nocopy", "cannot mix 'volume-*' options with mount type"),
-    ("type=volume,target=/x,tmpfs-size=1m", "cannot mix 'tmpfs-*' options with mount type"),
-    ("target=/x,ro=maybe", "invalid value for ro: maybe"),
-    ("target=/x,justaword", "invalid field 'justaword' must be a key=value pair"),
-    ("target=/x,readonly", "must not set ReadOnly mode when using anonymous volumes"),
-    ("type=tmpfs,target=/x,tmpfs-size=lots", "invalid value for tmpfs-size: lots"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("type=foo,target=/x", 'invalid mount config for type "foo": mount type unknown'),
+        ("target=/x,bogus=1", "unexpected key 'bogus' in 'bogus=1'"),
+        ("source=x1", "target is required"),
+        ("type=bind,target=/x", "field Source must not be empty"),
+        ("type=bind,source=rel,target=/x", "invalid mount path: 'rel' mount path must be absolute"),
+        ("type=tmpfs,source=x,target=/x", "field Source must not be specified"),
+        ("type=tmpfs,target=/x,volume-nocopy", "cannot mix 'volume-*' options with mount type"),
+        ("type=volume,target=/x,tmpfs-size=1m", "cannot mix 'tmpfs-*' options with mount type"),
+        ("target=/x,ro=maybe", "invalid value for ro: maybe"),
+        ("target=/x,justaword", "invalid field 'justaword' must be a key=value pair"),
+        ("target=/x,readonly", "must not set ReadOnly mode when using anonymous volumes"),
+        ("type=tmpfs,target=/x,tmpfs-size=lots", "invalid value for tmpfs-size: lots"),
+    ],
+)
 def test_bad_mounts_are_refused_in_the_docker_clis_words(raw: str, message: str) -> None:
     with pytest.raises(InvalidSpec) as caught:
         parse_mount(raw)
@@ -131,11 +140,21 @@ def test_volumes_from_takes_an_optional_ro_or_rw() -> None:
 
 def test_host_config_mounts_show_the_mount_options_in_the_apis_shape() -> None:
     from runtime.volumes import host_config_mounts
+
     assert host_config_mounts(()) is None
-    assert host_config_mounts(("type=tmpfs,target=/t,tmpfs-size=1m",
-                               "source=v9,target=/v,ro,volume-nocopy")) == [
+    assert host_config_mounts(
+        ("type=tmpfs,target=/t,tmpfs-size=1m", "source=v9,target=/v,ro,volume-nocopy")
+    ) == [
         {"Type": "tmpfs", "Source": "", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576}},
-        {"Type": "volume", "Source": "v9", "Target": "/v", "ReadOnly": True,
-         "VolumeOptions": {"NoCopy": True, "Labels": {},
-                           "DriverConfig": {"Name": "local", "Options": {}}}},
+        {
+            "Type": "volume",
+            "Source": "v9",
+            "Target": "/v",
+            "ReadOnly": True,
+            "VolumeOptions": {
+                "NoCopy": True,
+                "Labels": {},
+                "DriverConfig": {"Name": "local", "Options": {}},
+            },
+        },
     ]

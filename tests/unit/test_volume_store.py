@@ -27,8 +27,7 @@ def test_a_created_volume_has_a_data_dir_metadata_and_dockers_inspect_shape() ->
     assert volume.mountpoint == paths.volumes() / "myvol" / "_data"
     assert volume.mountpoint.is_dir()
     doc = volumes.get("myvol").inspect()
-    assert set(doc) == {"CreatedAt", "Driver", "Labels", "Mountpoint", "Name", "Options",
-                        "Scope"}
+    assert set(doc) == {"CreatedAt", "Driver", "Labels", "Mountpoint", "Name", "Options", "Scope"}
     assert doc["Labels"] == {"team": "a"} and doc["Options"] == {"type": "tmpfs", "o": "size=1m"}
     assert doc["CreatedAt"].endswith("Z") and doc["Scope"] == "local"
 

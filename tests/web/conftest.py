@@ -30,8 +30,10 @@ def _no_stray_database_sessions(django_db_setup: None, django_db_blocker: object
     if connection.vendor != "postgresql":
         return
     with django_db_blocker.unblock(), connection.cursor() as cursor:  # type: ignore[attr-defined]
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -79,8 +81,9 @@ def _stop(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:
             proc.wait()
 
 
-def _wait(what: str, ready: Callable[[], bool], proc: subprocess.Popen[bytes],
-          timeout: float = 30.0) -> None:
+def _wait(
+    what: str, ready: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float = 30.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -110,31 +113,79 @@ class PrivatePostgreSQL:
             os.chown(path, account.pw_uid, account.pw_gid)
         self.port = _free_port()
         as_postgres = {"user": "postgres", "group": "postgres", "extra_groups": []}
-        subprocess.run([str(POSTGRES_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
-                        "-A", "trust", "--no-sync", "-E", "UTF8"],
-                       check=True, capture_output=True, **as_postgres)
+        subprocess.run(
+            [
+                str(POSTGRES_BIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
+            **as_postgres,
+        )
         with open(self.base / "server.log", "wb") as log:
             self.proc = subprocess.Popen(
-                [str(POSTGRES_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                 "-k", str(self.socket_dir), "-c", "listen_addresses=", "-c", "fsync=off",
-                 "-c", "full_page_writes=off", "-c", "synchronous_commit=off"],
-                stdout=subprocess.DEVNULL, stderr=log, **as_postgres,
+                [
+                    str(POSTGRES_BIN / "postgres"),
+                    "-D",
+                    str(self.data),
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    str(self.socket_dir),
+                    "-c",
+                    "listen_addresses=",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "synchronous_commit=off",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                **as_postgres,
             )
         sock = self.socket_dir / f".s.PGSQL.{self.port}"
 
         def ready() -> bool:
             if not sock.exists():
                 return False
-            return subprocess.run(
-                [str(POSTGRES_BIN / "pg_isready"), "-q", "-h", str(self.socket_dir),
-                 "-p", str(self.port)], check=False).returncode == 0
+            return (
+                subprocess.run(
+                    [
+                        str(POSTGRES_BIN / "pg_isready"),
+                        "-q",
+                        "-h",
+                        str(self.socket_dir),
+                        "-p",
+                        str(self.port),
+                    ],
+                    check=False,
+                ).returncode
+                == 0
+            )
 
         _wait("postgres", ready, self.proc)
 
     def settings(self) -> dict[str, object]:
-        return {"ENGINE": "django.db.backends.postgresql", "NAME": "moorage",
-                "USER": "postgres", "PASSWORD": "", "HOST": str(self.socket_dir),
-                "PORT": str(self.port), "CONN_MAX_AGE": 0, "OPTIONS": {}}
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "moorage",
+            "USER": "postgres",
+            "PASSWORD": "",
+            "HOST": str(self.socket_dir),
+            "PORT": str(self.port),
+            "CONN_MAX_AGE": 0,
+            "OPTIONS": {},
+        }
 
     def stop(self) -> None:
         # SIGINT is PostgreSQL's fast shutdown: clients are disconnected, no waiting.
@@ -206,8 +257,23 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir),
-         "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+        [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ],
         stdout=subprocess.DEVNULL,
     )
     url = f"redis://127.0.0.1:{port}/0"
@@ -222,8 +288,11 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 return False
 
     _wait("redis-server", ping, proc)
-    saved = (django_settings.REDIS_URL, django_settings.CELERY_BROKER_URL,
-             django_settings.CHANNEL_LAYERS)
+    saved = (
+        django_settings.REDIS_URL,
+        django_settings.CELERY_BROKER_URL,
+        django_settings.CHANNEL_LAYERS,
+    )
     django_settings.REDIS_URL = django_settings.CELERY_BROKER_URL = url
     django_settings.CHANNEL_LAYERS = webui_settings.channel_layers(url)
     app.conf.broker_url = url
@@ -231,8 +300,11 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield url
     finally:
-        (django_settings.REDIS_URL, django_settings.CELERY_BROKER_URL,
-         django_settings.CHANNEL_LAYERS) = saved
+        (
+            django_settings.REDIS_URL,
+            django_settings.CELERY_BROKER_URL,
+            django_settings.CHANNEL_LAYERS,
+        ) = saved
         _stop(proc)
 
 
@@ -250,7 +322,9 @@ def _cache_on_the_test_redis(redis_server: str) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def celery_worker(
-    redis_server: str, django_db_setup: None, django_db_blocker: object,
+    redis_server: str,
+    django_db_setup: None,
+    django_db_blocker: object,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker (root, prefork) with embedded beat, on the test database and
@@ -259,14 +333,38 @@ def celery_worker(
 
     workdir = tmp_path_factory.mktemp("celery")
     log_path = workdir / "worker.log"
-    env = dict(os.environ, DATABASE_URL=database_url(), REDIS_URL=redis_server,
-               DJANGO_SETTINGS_MODULE="webui.settings", PYTHONPATH=str(REPO))
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url(),
+        REDIS_URL=redis_server,
+        DJANGO_SETTINGS_MODULE="webui.settings",
+        PYTHONPATH=str(REPO),
+    )
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "webui", "worker", "-B",
-             "--schedule", str(workdir / "beat-schedule"), "--concurrency", "2",
-             "--pool", "prefork", "--loglevel", "INFO", "--hostname", f"test-{os.getpid()}@%h"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "webui",
+                "worker",
+                "-B",
+                "--schedule",
+                str(workdir / "beat-schedule"),
+                "--concurrency",
+                "2",
+                "--pool",
+                "prefork",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                f"test-{os.getpid()}@%h",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     def answers() -> bool:
@@ -312,8 +410,9 @@ def users(db: None) -> Users:
         Membership.objects.create(user=members[role], team=team, role=role)
     outsider = make("blue-operator", password="pw-outsider-12345")
     Membership.objects.create(user=outsider, team=other, role="operator")
-    return Users(team, other, site_admin, members["admin"], members["operator"],
-                 members["viewer"], outsider)
+    return Users(
+        team, other, site_admin, members["admin"], members["operator"], members["viewer"], outsider
+    )
 
 
 @pytest.fixture(scope="session")
@@ -336,8 +435,7 @@ def remove_all_engine_containers() -> None:
 class EngineContainers:
     """Runs busybox containers with the real CLI; each gets a mirror row at once."""
 
-    def run(self, name: str, *cmd: str, team: object | None = None,
-            detach: bool = True) -> str:
+    def run(self, name: str, *cmd: str, team: object | None = None, detach: bool = True) -> str:
         from containers_app import mirror
 
         label = ["--label", f"{mirror.TEAM_LABEL}={team.pk}"] if team is not None else []
@@ -346,7 +444,10 @@ class EngineContainers:
         args += ["--network", "none"]
         done = subprocess.run(
             CLI + args + ["--name", name, *label, "busybox", *(cmd or ("sleep", "600"))],
-            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
         )
         assert done.returncode == 0, f"moorage run {name} failed: {done.stderr}"
         cid = done.stdout.strip()
@@ -354,8 +455,9 @@ class EngineContainers:
         return cid
 
     def cli(self, *args: str) -> str:
-        done = subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=60,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            CLI + list(args), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        )
         assert done.returncode == 0, f"moorage {' '.join(args)} failed: {done.stderr}"
         return done.stdout
 

@@ -87,8 +87,9 @@ def output_text(frames: list[dict[str, Any]]) -> str:
     return "".join(f["output"] for f in frames if "output" in f)
 
 
-def context_tar(files: dict[str, bytes], links: dict[str, str] | None = None,
-                gzip: bool = True) -> io.BytesIO:
+def context_tar(
+    files: dict[str, bytes], links: dict[str, str] | None = None, gzip: bool = True
+) -> io.BytesIO:
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w:gz" if gzip else "w") as tar:
         for name, body in files.items():
@@ -111,10 +112,17 @@ def context_tar(files: dict[str, bytes], links: dict[str, str] | None = None,
 def test_a_pasted_dockerfile_builds_in_the_worker_streams_its_steps_and_the_image_is_listed(
     transactional_db: None, users: Any, wait_for_job: Callable[..., Job]
 ) -> None:
-    dockerfile = "FROM busybox\nRUN echo hello-from-run\nCMD [\"cat\", \"/etc/hostname\"]\n"
-    response = client_for(users.operator).post("/images/build/", {
-        "team": team_id(users), "dockerfile": dockerfile, "tags": "dash/app:v1",
-        "build_args": "", "dockerfile_path": "Dockerfile"})
+    dockerfile = 'FROM busybox\nRUN echo hello-from-run\nCMD ["cat", "/etc/hostname"]\n'
+    response = client_for(users.operator).post(
+        "/images/build/",
+        {
+            "team": team_id(users),
+            "dockerfile": dockerfile,
+            "tags": "dash/app:v1",
+            "build_args": "",
+            "dockerfile_path": "Dockerfile",
+        },
+    )
     job = job_of(response)
     frames = stream(users.viewer, job)  # a viewer of the team may watch
     text = output_text(frames)
@@ -137,17 +145,25 @@ def test_a_pasted_dockerfile_builds_in_the_worker_streams_its_steps_and_the_imag
     page = client_for(users.viewer).get("/images/?q=dash/app")
     assert "dash/app:v1" in page.content.decode()
     entry = AuditEntry.objects.get(job=job)
-    assert (entry.verb, entry.result, entry.username) == ("image.build", "succeeded",
-                                                          "red-operator")
+    assert (entry.verb, entry.result, entry.username) == (
+        "image.build",
+        "succeeded",
+        "red-operator",
+    )
 
 
 @pytest.mark.usefixtures("celery_worker", "busybox_image")
 def test_a_failing_run_step_shows_which_step_failed_and_its_exit_code(
     transactional_db: None, users: Any, wait_for_job: Callable[..., Job]
 ) -> None:
-    response = client_for(users.operator).post("/images/build/", {
-        "team": team_id(users), "dockerfile": "FROM busybox\nRUN echo before-failing && exit 3\n",
-        "dockerfile_path": "Dockerfile"})
+    response = client_for(users.operator).post(
+        "/images/build/",
+        {
+            "team": team_id(users),
+            "dockerfile": "FROM busybox\nRUN echo before-failing && exit 3\n",
+            "dockerfile_path": "Dockerfile",
+        },
+    )
     job = job_of(response)
     frames = stream(users.operator, job)
     failed = next(f["failed"] for f in frames if "failed" in f)
@@ -169,24 +185,47 @@ def test_an_uploaded_context_builds_and_hostile_ones_fail_with_a_clear_error(
     transactional_db: None, users: Any, wait_for_job: Callable[..., Job]
 ) -> None:
     operator = client_for(users.operator)
-    good = context_tar({"build/Dockerfile.web": b"FROM busybox\nCOPY greeting /greeting\n",
-                        "greeting": b"hi\n"})
-    job = wait_for_job(job_of(operator.post("/images/build/", {
-        "team": team_id(users), "context": good, "dockerfile_path": "build/Dockerfile.web",
-        "tags": "dash/ctx:v1"})))
+    good = context_tar(
+        {"build/Dockerfile.web": b"FROM busybox\nCOPY greeting /greeting\n", "greeting": b"hi\n"}
+    )
+    job = wait_for_job(
+        job_of(
+            operator.post(
+                "/images/build/",
+                {
+                    "team": team_id(users),
+                    "context": good,
+                    "dockerfile_path": "build/Dockerfile.web",
+                    "tags": "dash/ctx:v1",
+                },
+            )
+        )
+    )
     assert job.state == JobState.SUCCEEDED, job.report()
     assert images.resolve("dash/ctx:v1").id == job.items.get().result
 
     escaping = context_tar({"Dockerfile": b"FROM busybox\n", "../escape": b"x"}, gzip=False)
-    job = wait_for_job(job_of(operator.post("/images/build/", {
-        "team": team_id(users), "context": escaping, "dockerfile_path": "Dockerfile"})))
+    job = wait_for_job(
+        job_of(
+            operator.post(
+                "/images/build/",
+                {"team": team_id(users), "context": escaping, "dockerfile_path": "Dockerfile"},
+            )
+        )
+    )
     assert job.state == JobState.FAILED
     assert "escape" in job.items.get().error, job.items.get().error
 
     # A Dockerfile that is a symlink to a host file is never read.
     linked = context_tar({}, links={"Dockerfile": "/etc/passwd"})
-    job = wait_for_job(job_of(operator.post("/images/build/", {
-        "team": team_id(users), "context": linked, "dockerfile_path": "Dockerfile"})))
+    job = wait_for_job(
+        job_of(
+            operator.post(
+                "/images/build/",
+                {"team": team_id(users), "context": linked, "dockerfile_path": "Dockerfile"},
+            )
+        )
+    )
     assert job.state == JobState.FAILED
     assert "leads outside the build context" in job.items.get().error
     assert not [p for p in os.listdir(paths.tmp()) if p.startswith("build-upload-")]
@@ -196,23 +235,36 @@ def test_an_uploaded_context_builds_and_hostile_ones_fail_with_a_clear_error(
 
 
 @pytest.mark.django_db
-def test_garbage_in_every_build_field_is_a_field_error_never_a_500(users: Any,
-                                                                    settings: Any) -> None:
+def test_garbage_in_every_build_field_is_a_field_error_never_a_500(
+    users: Any, settings: Any
+) -> None:
     settings.MOORAGE_MAX_BUILD_CONTEXT = 1024
     operator = client_for(users.operator)
     cases = [  # (fields, the field whose error it is, words of the message)
         ({"dockerfile": "FROM busybox\nFROBNICATE now\n"}, "dockerfile", "line 2"),
         ({"dockerfile": "FROM busybox\n", "tags": "Bad Tag:@@"}, "tags", ""),
-        ({"dockerfile": "FROM busybox\n", "build_args": "no-equals-sign"}, "build_args",
-         "KEY=VALUE"),
+        (
+            {"dockerfile": "FROM busybox\n", "build_args": "no-equals-sign"},
+            "build_args",
+            "KEY=VALUE",
+        ),
         ({"dockerfile": "FROM busybox\n", "target": "-dash"}, "target", "stage name"),
         ({"dockerfile": "FROM busybox\n", "target": "x\x00"}, "target", ""),
-        ({"dockerfile": "FROM busybox\n", "dockerfile_path": "../../etc/passwd"},
-         "dockerfile_path", "relative"),
-        ({"dockerfile": "FROM busybox\n", "dockerfile_path": "/etc/passwd"},
-         "dockerfile_path", "relative"),
-        ({"dockerfile": "FROM busybox\n", "team": "99999999999999999999"}, "__all__",
-         "no such team"),
+        (
+            {"dockerfile": "FROM busybox\n", "dockerfile_path": "../../etc/passwd"},
+            "dockerfile_path",
+            "relative",
+        ),
+        (
+            {"dockerfile": "FROM busybox\n", "dockerfile_path": "/etc/passwd"},
+            "dockerfile_path",
+            "relative",
+        ),
+        (
+            {"dockerfile": "FROM busybox\n", "team": "99999999999999999999"},
+            "__all__",
+            "no such team",
+        ),
         ({"dockerfile": "x" * 70_000}, "dockerfile", ""),
         ({"context": io.BytesIO(b"\x00garbage" * 100)}, "context", "not a tar"),
         ({"context": io.BytesIO(os.urandom(4096))}, "context", "larger than the limit"),
@@ -228,8 +280,7 @@ def test_garbage_in_every_build_field_is_a_field_error_never_a_500(users: Any,
         assert field in errors, (fields, errors)
         assert words.lower() in " ".join(errors[field]).lower(), (fields, errors)
     for reference in ("repo/UPPER", "a b", "x" * 300, "busybox@sha256:zz"):
-        response = operator.post("/images/pull/", {"team": team_id(users),
-                                                   "reference": reference})
+        response = operator.post("/images/pull/", {"team": team_id(users), "reference": reference})
         assert response.status_code == 200 and "errorlist" in response.content.decode()
     admin = client_for(users.site_admin)
     for url in ("http://bad host/", "", "ftp://" + "x" * 300):
@@ -240,15 +291,26 @@ def test_garbage_in_every_build_field_is_a_field_error_never_a_500(users: Any,
 
 @pytest.mark.django_db(transaction=True)  # the socket reads the session from another thread
 def test_viewers_get_403_outsiders_404_and_every_refusal_is_audited(users: Any) -> None:
-    image = ImageMirror.objects.create(engine_id="sha256:" + "ab" * 32, repo_tags=["red/app:v1"],
-                                       tags_text="red/app:v1", team=users.team, host="fake")
-    build = {"team": team_id(users), "dockerfile": "FROM busybox\n",
-             "dockerfile_path": "Dockerfile"}
-    viewer, operator, outsider = (client_for(u) for u in (users.viewer, users.operator,
-                                                           users.outsider))
+    image = ImageMirror.objects.create(
+        engine_id="sha256:" + "ab" * 32,
+        repo_tags=["red/app:v1"],
+        tags_text="red/app:v1",
+        team=users.team,
+        host="fake",
+    )
+    build = {
+        "team": team_id(users),
+        "dockerfile": "FROM busybox\n",
+        "dockerfile_path": "Dockerfile",
+    }
+    viewer, operator, outsider = (
+        client_for(u) for u in (users.viewer, users.operator, users.outsider)
+    )
     assert viewer.post("/images/build/", build).status_code == 403
-    assert viewer.post("/images/pull/", {"team": team_id(users),
-                                         "reference": "busybox"}).status_code == 403
+    assert (
+        viewer.post("/images/pull/", {"team": team_id(users), "reference": "busybox"}).status_code
+        == 403
+    )
     assert outsider.post("/images/build/", build).status_code == 403  # not in team red
     push = {"target": "127.0.0.1:5000/red/app:v1"}
     assert operator.post(f"/images/{image.engine_id}/push/", push).status_code == 403
@@ -256,8 +318,13 @@ def test_viewers_get_403_outsiders_404_and_every_refusal_is_audited(users: Any) 
     assert operator.post("/registries/", {"url": "r.local:5000"}).status_code == 403
     denied = AuditEntry.objects.filter(result=AuditResult.DENIED)
     assert sorted(denied.values_list("verb", flat=True)) == [
-        "image.build", "image.build", "image.pull", "image.push", "image.push",
-        "registry.create"]
+        "image.build",
+        "image.build",
+        "image.pull",
+        "image.push",
+        "image.push",
+        "registry.create",
+    ]
     # Another team's job: no page, no output socket.
     job = Job.objects.create(verb="image.build", user=users.operator, team=users.team)
     assert outsider.get(f"/images/jobs/{job.pk}/").status_code == 404
@@ -282,9 +349,15 @@ def test_viewers_get_403_outsiders_404_and_every_refusal_is_audited(users: Any) 
 @pytest.mark.django_db
 def test_registry_passwords_are_stored_encrypted_and_never_rendered(users: Any) -> None:
     admin = client_for(users.site_admin)
-    response = admin.post("/registries/", {"url": "http://Registry.Local:5000/",
-                                           "username": "alice", "password": "s3cret-pass-42",
-                                           "insecure": "on"})
+    response = admin.post(
+        "/registries/",
+        {
+            "url": "http://Registry.Local:5000/",
+            "username": "alice",
+            "password": "s3cret-pass-42",
+            "insecure": "on",
+        },
+    )
     assert response.status_code == 302
     entry = RegistryEntry.objects.get()
     assert (entry.domain, entry.insecure) == ("registry.local:5000", True)
@@ -334,13 +407,15 @@ def pushed_image(registry: str, name: str) -> str:
 
 @pytest.mark.usefixtures("celery_worker", "busybox_image")
 def test_a_pull_streams_per_layer_progress_and_a_push_sends_it_back(
-    transactional_db: None, users: Any, local_registry: str,
-    wait_for_job: Callable[..., Job]
+    transactional_db: None, users: Any, local_registry: str, wait_for_job: Callable[..., Job]
 ) -> None:
     reference = pushed_image(local_registry, "dash/pulled:v1")
     RegistryEntry.objects.create(url=local_registry, domain=local_registry, insecure=True)
-    job = job_of(client_for(users.operator).post("/images/pull/", {
-        "team": team_id(users), "reference": reference}))
+    job = job_of(
+        client_for(users.operator).post(
+            "/images/pull/", {"team": team_id(users), "reference": reference}
+        )
+    )
     frames = stream(users.operator, job)
     layers = [f["progress"] for f in frames if "progress" in f and "id" in f["progress"]]
     statuses = {event["status"] for event in layers}
@@ -358,20 +433,26 @@ def test_a_pull_streams_per_layer_progress_and_a_push_sends_it_back(
     assert frames[-1]["end"] == {"state": "succeeded", "error": ""}, frames[-3:]
     digest = wait_for_job(job).items.get().result
     assert digest.startswith("sha256:")
-    assert any("digest: " + digest in f["progress"]["status"] for f in frames
-               if "progress" in f)
+    assert any("digest: " + digest in f["progress"]["status"] for f in frames if "progress" in f)
     assert AuditEntry.objects.get(job=job).result == AuditResult.SUCCEEDED
 
 
 @pytest.mark.usefixtures("celery_worker", "busybox_image")
 def test_creating_a_container_pulls_a_missing_image_for_an_operator(
-    transactional_db: None, users: Any, local_registry: str,
-    wait_for_job: Callable[..., Job]
+    transactional_db: None, users: Any, local_registry: str, wait_for_job: Callable[..., Job]
 ) -> None:
     reference = pushed_image(local_registry, "dash/for-create:v1")
-    job = container_services.create(users.operator, users.team, {
-        "image": reference, "name": "pulled-first", "network_mode": "none",
-        "cmd": ("sleep", "60")}, start=False)
+    job = container_services.create(
+        users.operator,
+        users.team,
+        {
+            "image": reference,
+            "name": "pulled-first",
+            "network_mode": "none",
+            "cmd": ("sleep", "60"),
+        },
+        start=False,
+    )
     job = wait_for_job(job)
     try:
         assert job.state == JobState.SUCCEEDED, job.report()
@@ -387,11 +468,12 @@ def test_creating_a_container_pulls_a_missing_image_for_an_operator(
             ContainerMirror.objects.filter(engine_id=cid).delete()
 
 
-
-
 @pytest.mark.usefixtures("celery_worker", "busybox_image")
 def test_push_and_pull_use_the_entrys_credentials_and_wrong_ones_fail_clearly(
-    transactional_db: None, users: Any, auth_registry: str, wait_for_job: Callable[..., Job]  # noqa: F811
+    transactional_db: None,
+    users: Any,
+    auth_registry: str,  # noqa: F811 - fixtures
+    wait_for_job: Callable[..., Job],  # noqa: F811
 ) -> None:
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w") as tar:
@@ -410,12 +492,14 @@ def test_push_and_pull_use_the_entrys_credentials_and_wrong_ones_fail_clearly(
 
     # No entry: anonymous (the host's `moorage login` credentials are never borrowed).
     assert "credentials" in push().items.get().error.lower()
-    entry = registry_services.save(users.site_admin, url=auth_registry, username="alice",
-                                   password="wrong")
+    entry = registry_services.save(
+        users.site_admin, url=auth_registry, username="alice", password="wrong"
+    )
     # The engine's sentence for refused credentials on push is terse ("...: 401").
     assert "401" in push().items.get().error
-    registry_services.save(users.site_admin, url=auth_registry, username="alice",
-                           password="s3cret", entry=entry)
+    registry_services.save(
+        users.site_admin, url=auth_registry, username="alice", password="s3cret", entry=entry
+    )
     assert push().state == JobState.SUCCEEDED
 
     drop(image.id)

@@ -34,7 +34,9 @@ CMD ["echo", "built in a browser"]
 
 @pytest.mark.usefixtures("celery_worker", "busybox_image")
 def test_a_pasted_dockerfile_streams_its_output_and_the_image_is_listed(
-    browser_context: Any, daphne: str, users: Any  # noqa: F811 - fixtures
+    browser_context: Any,  # noqa: F811 - fixtures
+    daphne: str,  # noqa: F811
+    users: Any,
 ) -> None:
     page = signed_in_page(browser_context, daphne, users.operator)
     page.goto(f"{daphne}/images/build/")

@@ -46,16 +46,16 @@ def events_socket(session: str | None) -> WebsocketCommunicator:
 
 
 def cli(*args: str) -> str:
-    done = subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        CLI + list(args), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
     assert done.returncode == 0, f"moorage {' '.join(args)}: {done.stderr}"
     return done.stdout.strip()
 
 
 def run(name: str, team: Any | None) -> str:
     label = ["--label", f"{mirror.TEAM_LABEL}={team.pk}"] if team is not None else []
-    return cli("run", "-d", "--network", "none", "--name", name, *label,
-               "busybox", "sleep", "600")
+    return cli("run", "-d", "--network", "none", "--name", name, *label, "busybox", "sleep", "600")
 
 
 async def change_of(ws: WebsocketCommunicator, cid: str, timeout: float = 10) -> dict[str, Any]:
@@ -169,8 +169,11 @@ def test_a_signed_out_page_is_refused_with_a_reason() -> None:
 
 def test_a_foreign_origin_cannot_listen() -> None:
     async def scenario() -> None:
-        ws = WebsocketCommunicator(application, "/ws/events/", headers=[
-            (b"origin", b"http://evil.example"), (b"host", b"localhost")])
+        ws = WebsocketCommunicator(
+            application,
+            "/ws/events/",
+            headers=[(b"origin", b"http://evil.example"), (b"host", b"localhost")],
+        )
         ok, _ = await ws.connect()
         assert not ok
 

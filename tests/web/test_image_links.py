@@ -25,18 +25,26 @@ def red_image(users: Any, busybox_image: Any) -> ImageMirror:
     """The real busybox image (the detail page inspects it), owned by team red."""
     row, _ = ImageMirror.objects.update_or_create(
         engine_id=busybox_image.id,
-        defaults={"repo_tags": ["busybox:latest"], "tags_text": "busybox:latest",
-                  "size": 1, "team": users.team, "host": "fake"},
+        defaults={
+            "repo_tags": ["busybox:latest"],
+            "tags_text": "busybox:latest",
+            "size": 1,
+            "team": users.team,
+            "host": "fake",
+        },
     )
     return row
 
 
-@pytest.mark.parametrize("who, pull, push", [
-    ("viewer", False, False),
-    ("operator", True, False),   # image.pull is OPERATE, image.push MANAGE
-    ("admin", True, True),
-    ("site_admin", True, True),
-])
+@pytest.mark.parametrize(
+    "who, pull, push",
+    [
+        ("viewer", False, False),
+        ("operator", True, False),  # image.pull is OPERATE, image.push MANAGE
+        ("admin", True, True),
+        ("site_admin", True, True),
+    ],
+)
 def test_pull_and_push_buttons_show_only_to_roles_allowed_to_use_them(
     users: Any, red_image: ImageMirror, who: str, pull: bool, push: bool
 ) -> None:

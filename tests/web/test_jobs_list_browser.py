@@ -19,9 +19,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transacti
 
 
 def state_of(page: Any, pk: int) -> str:
-    return str(page.evaluate(
-        f"(document.querySelector('#jobs a[href=\"/jobs/{pk}/\"]')?.closest('tr')"
-        "?.querySelector('.state')?.textContent || '').trim()"))
+    return str(
+        page.evaluate(
+            f"(document.querySelector('#jobs a[href=\"/jobs/{pk}/\"]')?.closest('tr')"
+            "?.querySelector('.state')?.textContent || '').trim()"
+        )
+    )
 
 
 def test_the_jobs_list_follows_pushed_state_changes_and_does_not_poll_while_live(
@@ -30,8 +33,14 @@ def test_the_jobs_list_follows_pushed_state_changes_and_does_not_poll_while_live
     job = Job.objects.create(verb="stop", user=users.operator, team=users.team, total=0)
     page = streams.signed_in_page(browser_context, daphne, users.viewer)
     reads: list[float] = []
-    page.on("request", lambda r: reads.append(time.monotonic())
-            if r.headers.get("hx-request") and "/jobs/" in r.url else None)
+    page.on(
+        "request",
+        lambda r: (
+            reads.append(time.monotonic())
+            if r.headers.get("hx-request") and "/jobs/" in r.url
+            else None
+        ),
+    )
     page.goto(f"{daphne}/jobs/")
     page.wait_for_selector("#jobs-live >> text=Live: jobs update")
     assert state_of(page, job.pk) == "queued"
@@ -44,7 +53,9 @@ def test_the_jobs_list_follows_pushed_state_changes_and_does_not_poll_while_live
         job_stream.job_changed(job.pk, state, users.operator.pk, users.team.pk)
         page.wait_for_function(
             f"document.querySelector('#jobs a[href=\"/jobs/{job.pk}/\"]').closest('tr')"
-            f".querySelector('.state').textContent.trim() === '{state}'", timeout=5_000)
+            f".querySelector('.state').textContent.trim() === '{state}'",
+            timeout=5_000,
+        )
     streams.shot(page, "jobs-list-live")
     assert page.evaluate("window.loadedOnce") is True  # the same document: no reload
 

@@ -37,8 +37,10 @@ def test_a_job_changing_state_is_pushed_to_its_team_its_user_and_site_admins_onl
     users: Any,
 ) -> None:
     job = Job.objects.create(verb="stop", user=users.operator, team=users.team, total=0)
-    watchers = {who: signed_in(getattr(users, who))
-                for who in ("viewer", "operator", "site_admin", "outsider")}
+    watchers = {
+        who: signed_in(getattr(users, who))
+        for who in ("viewer", "operator", "site_admin", "outsider")
+    }
 
     async def scenario() -> dict[str, list[dict[str, Any]]]:
         sockets = {who: socket_to(session) for who, session in watchers.items()}
@@ -47,10 +49,12 @@ def test_a_job_changing_state_is_pushed_to_its_team_its_user_and_site_admins_onl
             assert connected
             assert await next_json(ws) == {"live": True}  # joined its groups
         # What the worker does (tasks.run_job), from this process's publisher thread.
-        await asyncio.to_thread(job_stream.job_changed, job.pk, "running",
-                                users.operator.pk, users.team.pk)
-        await asyncio.to_thread(job_stream.job_changed, job.pk, "succeeded",
-                                users.operator.pk, users.team.pk)
+        await asyncio.to_thread(
+            job_stream.job_changed, job.pk, "running", users.operator.pk, users.team.pk
+        )
+        await asyncio.to_thread(
+            job_stream.job_changed, job.pk, "succeeded", users.operator.pk, users.team.pk
+        )
         return await drain(sockets)
 
     seen = asyncio.run(scenario())

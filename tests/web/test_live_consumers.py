@@ -65,11 +65,14 @@ def test_a_bulk_stop_streams_each_item_as_the_worker_finishes_it(
     assert pushed.index({"item": items[-1]}) < len(pushed) - 1
 
 
-@pytest.mark.parametrize("who, origin, outcome", [
-    ("outsider", b"http://localhost", 4404),        # another team's job: not even shown
-    ("operator", b"http://evil.example", "refused"),  # cross-site websocket hijacking
-    (None, b"http://localhost", 4403),               # no session
-])
+@pytest.mark.parametrize(
+    "who, origin, outcome",
+    [
+        ("outsider", b"http://localhost", 4404),  # another team's job: not even shown
+        ("operator", b"http://evil.example", "refused"),  # cross-site websocket hijacking
+        (None, b"http://localhost", 4403),  # no session
+    ],
+)
 def test_job_progress_is_refused_to_outsiders_foreign_origins_and_anonymous_users(
     users: Any, who: str | None, origin: bytes, outcome: object
 ) -> None:
@@ -108,8 +111,7 @@ def test_the_live_column_samples_the_watched_rows_the_user_may_see_and_waits_for
         ws = socket_to("/ws/stats/", session)
         connected, _ = await ws.connect()
         assert connected
-        await ws.send_to(text_data=json.dumps(
-            {"watch": [busy, idle, stopped, foreign, "f" * 64]}))
+        await ws.send_to(text_data=json.dumps({"watch": [busy, idle, stopped, foreign, "f" * 64]}))
         frames = [await next_json(ws, 10)]
         await ws.send_to(text_data=json.dumps({"ack": frames[0]["seq"]}))
         frames.append(await next_json(ws, 10))

@@ -68,7 +68,9 @@ def test_the_list_shows_live_cpu_and_dashboard_list_and_detail_follow_a_cli_stop
     listing.goto(f"{daphne}/containers/")
     listing.wait_for_function(
         f"/^\\d+\\.\\d% · \\d/.test(document.querySelector('[data-stats-cell=\"{busy}\"]')"
-        ".textContent)", timeout=10_000)
+        ".textContent)",
+        timeout=10_000,
+    )
     cpu = float(listing.inner_text(f'[data-stats-cell="{busy}"]').split("%")[0])
     assert cpu > 10, cpu
     shot(listing, "live-3-list-cpu-column")
@@ -76,7 +78,7 @@ def test_the_list_shows_live_cpu_and_dashboard_list_and_detail_follow_a_cli_stop
     detail = browser_context.new_page()
     detail.goto(f"{daphne}/containers/{victim}/")
     detail.wait_for_function("document.documentElement.dataset.live === 'on'")
-    assert detail.locator("#actions button >> text=\"Start\"").count() == 0
+    assert detail.locator('#actions button >> text="Start"').count() == 0
     home = browser_context.new_page()
     home.goto(f"{daphne}/")
     home.wait_for_function("document.documentElement.dataset.live === 'on'")
@@ -91,7 +93,7 @@ def test_the_list_shows_live_cpu_and_dashboard_list_and_detail_follow_a_cli_stop
     shot(home, "live-4-dashboard-after-cli-stop")
     # The detail page re-reads its state card and offers the actions of a stopped one.
     detail.wait_for_selector("#state-card td >> text=exited", timeout=10_000)
-    detail.wait_for_selector("#actions button >> text=\"Start\"")
+    detail.wait_for_selector('#actions button >> text="Start"')
     # The list (running containers only) drops the stopped row on the same push.
     listing.wait_for_selector(f'[data-stats-cell="{victim}"]', state="detached", timeout=10_000)
     assert listing.locator(f'[data-stats-cell="{busy}"]').count() == 1

@@ -92,6 +92,12 @@ def test_the_detail_page_has_live_logs_a_terminal_and_stats(
 ) -> None:
     cid = engine_containers.run("dt-box", team=users.team)
     body = client_for(users.operator).get(f"/containers/{cid}/").content.decode()
-    for marker in ("data-logs", "data-terminal", "data-stats", f'data-live-state="{cid}"',
-                   "js/live.js", f"/containers/{cid}/logs/download/"):
+    for marker in (
+        "data-logs",
+        "data-terminal",
+        "data-stats",
+        f'data-live-state="{cid}"',
+        "js/live.js",
+        f"/containers/{cid}/logs/download/",
+    ):
         assert marker in body, marker

@@ -35,8 +35,9 @@ def signed_in(user: Any) -> str:
     return client.cookies["sessionid"].value
 
 
-def socket_to(path: str, session: str | None, origin: bytes = b"http://localhost"
-              ) -> WebsocketCommunicator:
+def socket_to(
+    path: str, session: str | None, origin: bytes = b"http://localhost"
+) -> WebsocketCommunicator:
     """A websocket for the session cookie ``session`` (from ``signed_in``, made before
     the event loop runs: the ORM is synchronous)."""
     headers = [(b"origin", origin), (b"host", b"localhost")]
@@ -70,9 +71,22 @@ async def next_json(ws: WebsocketCommunicator, timeout: float = 15) -> dict[str,
 
 def run_container(users: Any, *args: str) -> str:
     """``moorage run -d`` in the users' team, mirrored at once."""
-    done = subprocess.run(CLI + ["run", "-d", "--network", "none", "--label",
-                                 f"{mirror.TEAM_LABEL}={users.team.pk}", *args],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        CLI
+        + [
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--label",
+            f"{mirror.TEAM_LABEL}={users.team.pk}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr
     cid = done.stdout.strip()
     mirror.sync_container(cid)
@@ -81,6 +95,7 @@ def run_container(users: Any, *args: str) -> str:
 
 def running(cid: str) -> bool:
     from runtime import containers
+
     return bool(containers.inspect(cid)["State"]["Running"])
 
 
@@ -97,7 +112,7 @@ def test_exec_terminal_echoes_resizes_interrupts_and_reports_the_exit(users, she
         connected, _ = await ws.connect()
         assert connected
         ready = await next_json(ws)
-        assert ready["ready"] == {"mode": "exec", "command": ["sh"]}   # no bash in busybox
+        assert ready["ready"] == {"mode": "exec", "command": ["sh"]}  # no bash in busybox
         await ws.send_to(bytes_data=b"echo hello-$((6*7)); stty size\r")
         assert b"30 90" in await screen_until(ws, rb"hello-42\r\n30 90")
         await ws.send_to(text_data=json.dumps({"resize": [44, 132]}))
@@ -139,8 +154,9 @@ def test_a_typed_command_runs_instead_of_a_shell_and_a_missing_one_is_refused(us
     asyncio.run(scenario())
 
 
-def test_attach_reaches_the_containers_own_tty_and_detach_leaves_it_running(users,
-                                                                            engine_containers):
+def test_attach_reaches_the_containers_own_tty_and_detach_leaves_it_running(
+    users, engine_containers
+):
     cid = run_container(users, "-it", "--name", "ttybox", "busybox", "sh")
 
     operator = signed_in(users.operator)
@@ -160,9 +176,15 @@ def test_attach_reaches_the_containers_own_tty_and_detach_leaves_it_running(user
 
 
 def test_log_lines_written_after_connecting_arrive_live(users, engine_containers):
-    run_container(users, "--name", "chatty", "busybox", "sh", "-c",
-                  "echo before; sleep 2; for i in 1 2 3; do echo live-$i; echo err-$i >&2; "
-                  "sleep 0.2; done")
+    run_container(
+        users,
+        "--name",
+        "chatty",
+        "busybox",
+        "sh",
+        "-c",
+        "echo before; sleep 2; for i in 1 2 3; do echo live-$i; echo err-$i >&2; sleep 0.2; done",
+    )
 
     viewer = signed_in(users.viewer)
 
@@ -200,8 +222,7 @@ def test_stats_stream_a_sample_a_second_with_docker_fields(users, shell_box):
 
 
 @pytest.mark.parametrize("who, code", [("viewer", 4403), ("outsider", 4404)])
-def test_a_terminal_is_refused_to_a_viewer_and_hidden_from_an_outsider(users, shell_box, who,
-                                                                       code):
+def test_a_terminal_is_refused_to_a_viewer_and_hidden_from_an_outsider(users, shell_box, who, code):
     session = signed_in(getattr(users, who))
 
     async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -220,8 +241,7 @@ def test_a_websocket_from_another_origin_is_refused_before_anything_opens(users,
     site_admin = signed_in(users.site_admin)
 
     async def scenario() -> bool:
-        ws = socket_to("/ws/containers/box/terminal/", site_admin,
-                       origin=b"http://evil.example")
+        ws = socket_to("/ws/containers/box/terminal/", site_admin, origin=b"http://evil.example")
         connected, _ = await ws.connect()
         await ws.disconnect()
         return connected

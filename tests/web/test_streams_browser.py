@@ -59,14 +59,30 @@ def daphne(redis_server: str, django_db_setup: None) -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     # conftest's URL: on PostgreSQL the host is the private cluster's socket directory.
-    env = dict(os.environ, DATABASE_URL=database_url(), REDIS_URL=redis_server,
-               DJANGO_SETTINGS_MODULE="webui.settings", PYTHONPATH=str(REPO))
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url(),
+        REDIS_URL=redis_server,
+        DJANGO_SETTINGS_MODULE="webui.settings",
+        PYTHONPATH=str(REPO),
+    )
     OUTPUT.mkdir(exist_ok=True)
     with open(OUTPUT / "streams-daphne.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-             "webui.asgi:application"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "webui.asgi:application",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 30
@@ -107,8 +123,9 @@ def signed_in_page(context: Any, base: str, user: Any) -> Any:
     """A page carrying a real session of ``user`` (made here, read by daphne from the DB)."""
     client = Client()
     client.force_login(user)
-    context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
-                          "url": base}])
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base}]
+    )
     return context.new_page()
 
 
@@ -134,7 +151,10 @@ def wait_for_line(page: Any, text: str, timeout: float = 15_000) -> None:
     """Until a rendered log line's text (without its time and source) is exactly ``text``."""
     page.wait_for_function(
         "(t) => [...document.querySelectorAll('.logs-line')]"
-        ".some((el) => el.lastChild.textContent === t)", arg=text, timeout=timeout)
+        ".some((el) => el.lastChild.textContent === t)",
+        arg=text,
+        timeout=timeout,
+    )
 
 
 def test_a_user_types_echo_hello_and_reads_it_back_and_the_pty_follows_the_window(
@@ -157,7 +177,8 @@ def test_a_user_types_echo_hello_and_reads_it_back_and_the_pty_follows_the_windo
     page.set_viewport_size({"width": 800, "height": 600})
     page.wait_for_function(f"window.moorageTerminals[0].term.cols < {cols_before}")
     rows, cols = page.evaluate(
-        "[window.moorageTerminals[0].term.rows, window.moorageTerminals[0].term.cols]")
+        "[window.moorageTerminals[0].term.rows, window.moorageTerminals[0].term.cols]"
+    )
     page.keyboard.type("stty size\n")
     wait_for_screen(page, lambda t: f"{rows} {cols}" in t, f"stty size {rows} {cols}")
     shot(page, "2-terminal-resized")
@@ -176,7 +197,9 @@ def test_a_log_line_appears_live_on_the_detail_page_with_stats(
     browser_context: Any, daphne: str, users: Any, engine_containers: Any
 ) -> None:
     cid = engine_containers.run(
-        "br-logs", "sh", "-c",
+        "br-logs",
+        "sh",
+        "-c",
         "echo before-open; while [ ! -e /tmp/go ]; do sleep 0.1; done; "
         "echo after-open-$((6*7)); echo to-stderr >&2; sleep 600",
         team=users.team,
@@ -191,7 +214,8 @@ def test_a_log_line_appears_live_on_the_detail_page_with_stats(
     # A viewer reads logs and stats but gets no terminal.
     assert "does not allow a terminal" in page.inner_text("#terminal")
     page.wait_for_function(
-        "document.querySelector('.stats-now').textContent.startsWith('CPU')", timeout=10_000)
+        "document.querySelector('.stats-now').textContent.startsWith('CPU')", timeout=10_000
+    )
     shot(page, "4-detail-live-logs-and-stats")
 
 
@@ -225,8 +249,7 @@ def test_the_pages_follow_a_cli_stop_and_the_terminal_says_why_it_cannot_connect
 
     # Started again from the CLI: the open detail page follows its logs and stats again.
     engine_containers.cli("start", "br-stop")
-    page.wait_for_selector(f'h1 [data-live-state="{cid}"][data-state="running"]',
-                           timeout=10_000)
+    page.wait_for_selector(f'h1 [data-live-state="{cid}"][data-state="running"]', timeout=10_000)
     page.wait_for_selector(".logs-status >> text=live", timeout=10_000)
     page.wait_for_selector(".stats-status >> text=live, one sample a second", timeout=10_000)
     shot(page, "7a-detail-after-cli-start")
@@ -236,14 +259,17 @@ def test_a_merged_view_colours_each_source_and_keeps_a_bounded_window(
     browser_context: Any, daphne: str, users: Any, engine_containers: Any
 ) -> None:
     wait = "while [ ! -e /tmp/go ]; do sleep 0.1; done; "
-    flood = engine_containers.run("br-flood", "sh", "-c", wait + "seq 1 12000; sleep 600",
-                                  team=users.team)
-    quiet = engine_containers.run("br-quiet", "sh", "-c", wait + "echo from-quiet; sleep 600",
-                                  team=users.team)
+    flood = engine_containers.run(
+        "br-flood", "sh", "-c", wait + "seq 1 12000; sleep 600", team=users.team
+    )
+    quiet = engine_containers.run(
+        "br-quiet", "sh", "-c", wait + "echo from-quiet; sleep 600", team=users.team
+    )
     page = signed_in_page(browser_context, daphne, users.viewer)
     page.goto(f"{daphne}/containers/merged-logs/?c={flood}&c={quiet}")
     page.wait_for_function(
-        "!document.querySelector('.logs-status').textContent.includes('connecting')")
+        "!document.querySelector('.logs-status').textContent.includes('connecting')"
+    )
     engine_containers.cli("exec", flood, "touch", "/tmp/go")
     wait_for_line(page, "12000")
     engine_containers.cli("exec", quiet, "touch", "/tmp/go")  # last, so it stays in view

@@ -58,6 +58,7 @@ class Template:
         """Render ``data``. ``header=True`` renders a table's header row the way Docker
         does: ``json``, ``upper`` and friends hand their argument back untouched."""
         from runtime.cli.gotemplate.execute import State
+
         state = State(self.text, self.name, data, header)
         state.walk(data, self.root)
         return "".join(state.out)
@@ -68,6 +69,7 @@ def compile(template: str, name: str = "") -> Template:  # noqa: A001 - Go's nam
     error: template: :1: ...')`` as docker reports it."""
     from runtime.cli.gotemplate.functions import FUNCTIONS
     from runtime.cli.gotemplate.parser import ParseError, parse
+
     try:
         return Template(template, parse(template, FUNCTIONS, name), name)
     except ParseError as e:

@@ -36,8 +36,13 @@ from runtime.images.archives.loading import Loaded
 
 __all__ = ["FORMATS", "Loaded", "load", "save"]
 
-FORMATS = {"docker": "docker", "docker-archive": "docker", "oci": "oci", "oci-archive": "oci",
-           "oci-dir": "oci-dir"}
+FORMATS = {
+    "docker": "docker",
+    "docker-archive": "docker",
+    "oci": "oci",
+    "oci-archive": "oci",
+    "oci-dir": "oci-dir",
+}
 
 
 def _selected(refs: Sequence[str]) -> list[tuple[str, bytes, list[str]]]:
@@ -55,8 +60,9 @@ def _selected(refs: Sequence[str]) -> list[tuple[str, bytes, list[str]]]:
         except InvalidSpec:
             parsed = None
         if parsed is not None and parsed.digest is None and ":" not in ref.rsplit("/", 1)[-1]:
-            tags = sorted(references.familiar(k) for k in table if k.rsplit(":", 1)[0] ==
-                          parsed.name)
+            tags = sorted(
+                references.familiar(k) for k in table if k.rsplit(":", 1)[0] == parsed.name
+            )
         if tags:
             image_ids = [table[str(references.parse(t))] for t in tags]
         else:
@@ -225,4 +231,3 @@ def _load_from(source: sources.Source) -> list[Loaded]:
             "archive or an OCI layout"
         )
     return loading.store_all(source, candidates)
-

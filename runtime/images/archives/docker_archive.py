@@ -45,10 +45,7 @@ def parse(source: sources.Source) -> list[loading.Candidate]:
         config_name = sources.clean(entry["Config"], "config path")
         config = sources.read_small(source, config_name, "image config")
         loading.parse_config(config)
-        refs = [
-            loading.LayerRef(sources.clean(name, "layer path"))
-            for name in layers
-        ]
+        refs = [loading.LayerRef(sources.clean(name, "layer path")) for name in layers]
         for ref in refs:
             source.size(ref.name)  # refuses a missing file or a link leaving the archive
         tags = [loading.tag_reference(t) for t in entry.get("RepoTags") or []]

@@ -135,10 +135,16 @@ def _store_layers(source: Source, candidate: Candidate, added: list[str]) -> Non
             with source.layer_tar(ref.name) as (tar, got):
                 try:
                     if got != diff_id:
-                        raise InvalidSpec(f"layer content is {got}, not the expected diff id "
-                                          f"{diff_id}")
-                    store.add_layer_file(tar, chains[index - 1] if index else None,
-                                         allow_devices=False, allow_setuid=True, diff_id=got)
+                        raise InvalidSpec(
+                            f"layer content is {got}, not the expected diff id {diff_id}"
+                        )
+                    store.add_layer_file(
+                        tar,
+                        chains[index - 1] if index else None,
+                        allow_devices=False,
+                        allow_setuid=True,
+                        diff_id=got,
+                    )
                 except InvalidSpec as e:
                     raise InvalidSpec(f"layer {ref.name}: {e}") from e
             if not existed:

@@ -177,8 +177,7 @@ def write(
             name = blob_name(diff_id)  # uncompressed: the blob digest is the diff id
             if not sink.has(name):
                 sink.add_file(name, path)
-            layers.append({"mediaType": OCI_LAYER, "digest": diff_id,
-                           "size": path.stat().st_size})
+            layers.append({"mediaType": OCI_LAYER, "digest": diff_id, "size": path.stat().st_size})
         config_name = blob_name(image_id)
         if not sink.has(config_name):
             sink.add_bytes(config_name, config)
@@ -194,8 +193,7 @@ def write(
         digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
         if not sink.has(blob_name(digest)):
             sink.add_bytes(blob_name(digest), manifest)
-        desc: dict[str, Any] = {"mediaType": OCI_MANIFEST, "digest": digest,
-                                "size": len(manifest)}
+        desc: dict[str, Any] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest)}
         named: list[str | None] = list(tags) or [None]  # an untagged image is listed too
         for tag in named:
             entry = dict(desc)

@@ -67,7 +67,7 @@ def read_small(source: Source, name: str, what: str) -> bytes:
 
 
 class _Info(GuardedInfo):
-    pass   # its own ended_by; refusals are InvalidSpec
+    pass  # its own ended_by; refusals are InvalidSpec
 
 
 class TarSource:
