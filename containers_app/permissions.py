@@ -204,6 +204,17 @@ def check(
             raise PermissionDenied(f"Only site administrators may use {label}.")
 
 
+def check_owner(
+    user: User, verb: str, team: Team | None, global_what: str, options: Iterable[str] = ()
+) -> None:
+    """``check`` for making something that ``team`` will own; without a team the thing is
+    global, which only site administrators may make ("Only site administrators may
+    <global_what>.")."""
+    if team is None and not is_site_admin(user):
+        raise PermissionDenied(f"Only site administrators may {global_what}.")
+    check(user, verb, team, options)
+
+
 def can(
     user: User,
     verb: str,

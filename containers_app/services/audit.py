@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from containers_app import permissions
-from containers_app.models import AuditEntry, Job, Team
+from containers_app.models import AuditEntry, AuditResult, Job, Team
 
 
 def client_addr(request: HttpRequest) -> str | None:
@@ -48,6 +48,30 @@ def record(
         remote_addr=remote_addr,
         result=result,
         detail=detail[:2000],
+    )
+
+
+def denied(
+    user: Any,
+    verb: str,
+    targets: Iterable[str],
+    error: BaseException,
+    *,
+    remote_addr: str | None = None,
+    team: Team | None = None,
+    options: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """The entry for a request the permission table (or visibility) refused: the
+    refusal's sentence is its detail."""
+    return record(
+        user,
+        verb,
+        targets,
+        AuditResult.DENIED,
+        remote_addr=remote_addr,
+        team=team,
+        options=options,
+        detail=str(error),
     )
 
 

@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 
 from containers_app import permissions
-from containers_app.models import AuditResult, Job, JobItem, Team
+from containers_app.models import Job, JobItem, Team
 from containers_app.services import audit, jobs
 from containers_app.services.image_output import Writer
 from containers_app.services.registries import new_image_for
@@ -98,19 +98,16 @@ def build(
         "source": "upload" if context is not None else "pasted",
     }
     try:
-        if team is None and not permissions.is_site_admin(user):
-            raise PermissionDenied("Only site administrators may build global images.")
-        permissions.check(user, "image.build", team)
+        permissions.check_owner(user, "image.build", team, "build global images")
     except PermissionDenied as e:
-        audit.record(
+        audit.denied(
             user,
             "image.build",
             shown or ["(untagged)"],
-            AuditResult.DENIED,
+            e,
             remote_addr=remote_addr,
             team=team,
             options=options,
-            detail=str(e),
         )
         raise
     spec: dict[str, Any] = {**options, "build_args": args}

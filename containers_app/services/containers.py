@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,6 @@ from django.db.models import Q, QuerySet
 
 from containers_app import permissions
 from containers_app.models import (
-    AuditResult,
     ContainerMirror,
     ContainerState,
     ImageMirror,
@@ -189,25 +188,6 @@ def _clean_options(verb: str, options: dict[str, Any] | None) -> dict[str, Any]:
     return clean
 
 
-def _denied(
-    user: Any,
-    verb: str,
-    targets: Sequence[str],
-    remote_addr: str | None,
-    error: Exception,
-    team: Team | None = None,
-) -> None:
-    audit.record(
-        user,
-        verb,
-        targets,
-        AuditResult.DENIED,
-        remote_addr=remote_addr,
-        team=team,
-        detail=str(error),
-    )
-
-
 def bulk(
     user: Any,
     verb: str,
@@ -228,7 +208,7 @@ def bulk(
             permissions.check(user, verb, container, roles=roles)
             chosen.append(container)
     except (PermissionDenied, NotFound) as e:
-        _denied(user, verb, [c.name for c in chosen] + ["…"], remote_addr, e)
+        audit.denied(user, verb, [c.name for c in chosen] + ["…"], e, remote_addr=remote_addr)
         raise
     if not chosen:
         raise InvalidSpec("Select at least one container.")
@@ -261,7 +241,7 @@ def rename(user: Any, ref: Target, new_name: str, remote_addr: str | None = None
     try:
         container = get(user, ref, "rename")
     except (PermissionDenied, NotFound) as e:
-        _denied(user, "rename", [str(ref)], remote_addr, e)
+        audit.denied(user, "rename", [str(ref)], e, remote_addr=remote_addr)
         raise
     return jobs.start(
         user,
@@ -334,12 +314,10 @@ def create(
     risky = risky_options(spec)
     shown = [spec.name or spec.image]
     try:
-        if team is None and not permissions.is_site_admin(user):
-            raise PermissionDenied("Only site administrators may create global containers.")
-        permissions.check(user, "create", team, risky)
+        permissions.check_owner(user, "create", team, "create global containers", risky)
         _check_image_visible(user, spec.image)
     except (PermissionDenied, NotFound) as e:
-        _denied(user, "create", shown, remote_addr, e, team)
+        audit.denied(user, "create", shown, e, remote_addr=remote_addr, team=team)
         raise
     items = []
     for n in range(1, count + 1):
@@ -362,7 +340,7 @@ def commit(
     try:
         container = get(user, ref, "commit")
     except (PermissionDenied, NotFound) as e:
-        _denied(user, "commit", [str(ref)], remote_addr, e)
+        audit.denied(user, "commit", [str(ref)], e, remote_addr=remote_addr)
         raise
     options = {"reference": reference, "message": message.strip(), "author": user.get_username()}
     return jobs.start(

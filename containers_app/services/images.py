@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 
 from containers_app import permissions
-from containers_app.models import AuditResult, ImageMirror, Job, Team
+from containers_app.models import ImageMirror, Job, Team
 from containers_app.services import audit, jobs
 from runtime import images as engine
 from runtime import paths
@@ -124,14 +124,7 @@ def _chosen(
             permissions.check(user, verb, image, roles=roles)
             chosen.append(image)
     except (PermissionDenied, NotFound) as e:
-        audit.record(
-            user,
-            verb,
-            [str(i) for i in chosen] + ["…"],
-            AuditResult.DENIED,
-            remote_addr=remote_addr,
-            detail=str(e),
-        )
+        audit.denied(user, verb, [str(i) for i in chosen] + ["…"], e, remote_addr=remote_addr)
         raise
     if not chosen:
         raise InvalidSpec("Select at least one image.")
@@ -196,18 +189,10 @@ def import_tarball(
         if parsed.digest is not None:
             raise InvalidSpec(f"refusing to create a tag with a digest reference: {reference}")
     try:
-        if team is None and not permissions.is_site_admin(user):
-            raise PermissionDenied("Only site administrators may import global images.")
-        permissions.check(user, "image.import", team)
+        permissions.check_owner(user, "image.import", team, "import global images")
     except PermissionDenied as e:
-        audit.record(
-            user,
-            "image.import",
-            [reference or "(untagged)"],
-            AuditResult.DENIED,
-            remote_addr=remote_addr,
-            team=team,
-            detail=str(e),
+        audit.denied(
+            user, "image.import", [reference or "(untagged)"], e, remote_addr=remote_addr, team=team
         )
         raise
     fd, path = tempfile.mkstemp(prefix="upload-", suffix=".tar", dir=paths.tmp())

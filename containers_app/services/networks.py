@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 
 from containers_app import permissions
 from containers_app.mirror import TEAM_LABEL
-from containers_app.models import AuditResult, ContainerMirror, Job, NetworkMirror, Team
+from containers_app.models import ContainerMirror, Job, NetworkMirror, Team
 from containers_app.services import audit, jobs
 from runtime.errors import InvalidSpec, NotFound
 
@@ -70,19 +70,9 @@ def create(
     if team is not None:
         labels[TEAM_LABEL] = str(team.pk)
     try:
-        if team is None and not permissions.is_site_admin(user):
-            raise PermissionDenied("Only site administrators may create global networks.")
-        permissions.check(user, "network.create", team)
+        permissions.check_owner(user, "network.create", team, "create global networks")
     except PermissionDenied as e:
-        audit.record(
-            user,
-            "network.create",
-            [name],
-            AuditResult.DENIED,
-            remote_addr=remote_addr,
-            team=team,
-            detail=str(e),
-        )
+        audit.denied(user, "network.create", [name], e, remote_addr=remote_addr, team=team)
         raise
     options = {
         "name": name,
@@ -110,13 +100,8 @@ def bulk_remove(user: Any, targets: Iterable[Target], remote_addr: str | None = 
             permissions.check(user, "network.remove", network)
             chosen.append(network)
     except (PermissionDenied, NotFound) as e:
-        audit.record(
-            user,
-            "network.remove",
-            [n.name for n in chosen] + ["…"],
-            AuditResult.DENIED,
-            remote_addr=remote_addr,
-            detail=str(e),
+        audit.denied(
+            user, "network.remove", [n.name for n in chosen] + ["…"], e, remote_addr=remote_addr
         )
         raise
     if not chosen:

@@ -94,9 +94,7 @@ def check_manage(user: Any, verb: str, target: str, remote_addr: str | None) -> 
     try:
         permissions.check(user, "registry.manage")
     except PermissionDenied as e:
-        audit.record(
-            user, verb, [target], AuditResult.DENIED, remote_addr=remote_addr, detail=str(e)
-        )
+        audit.denied(user, verb, [target], e, remote_addr=remote_addr)
         raise
 
 
@@ -189,19 +187,9 @@ def pull(user: Any, team: Team | None, reference: str, remote_addr: str | None =
     """Queue a pull of ``reference`` into an image of ``team`` (None: global)."""
     reference = _reference(reference, "image to pull")
     try:
-        if team is None and not permissions.is_site_admin(user):
-            raise PermissionDenied("Only site administrators may pull global images.")
-        permissions.check(user, "image.pull", team)
+        permissions.check_owner(user, "image.pull", team, "pull global images")
     except PermissionDenied as e:
-        audit.record(
-            user,
-            "image.pull",
-            [reference],
-            AuditResult.DENIED,
-            remote_addr=remote_addr,
-            team=team,
-            detail=str(e),
-        )
+        audit.denied(user, "image.pull", [reference], e, remote_addr=remote_addr, team=team)
         raise
     return jobs.start(
         user,
@@ -223,9 +211,7 @@ def push(user: Any, image: Any, target: str, remote_addr: str | None = None) -> 
         if target not in row.repo_tags:
             permissions.check(user, "image.tag", row)
     except (PermissionDenied, NotFound) as e:
-        audit.record(
-            user, "image.push", [target], AuditResult.DENIED, remote_addr=remote_addr, detail=str(e)
-        )
+        audit.denied(user, "image.push", [target], e, remote_addr=remote_addr)
         raise
     item = jobs.Item(target, target, {"source": row.engine_id})
     return jobs.start(

@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 
 from containers_app import permissions
 from containers_app.mirror import TEAM_LABEL
-from containers_app.models import AuditResult, ContainerMirror, Job, Team, VolumeMirror
+from containers_app.models import ContainerMirror, Job, Team, VolumeMirror
 from containers_app.services import audit, jobs
 from runtime.errors import InvalidSpec, NotFound
 
@@ -55,18 +55,10 @@ def create(
         labels[TEAM_LABEL] = str(team.pk)
     risky = [permissions.BIND_MOUNT] if driver_options else []
     try:
-        if team is None and not permissions.is_site_admin(user):
-            raise PermissionDenied("Only site administrators may create global volumes.")
-        permissions.check(user, "volume.create", team, risky)
+        permissions.check_owner(user, "volume.create", team, "create global volumes", risky)
     except PermissionDenied as e:
-        audit.record(
-            user,
-            "volume.create",
-            [name or "(anonymous)"],
-            AuditResult.DENIED,
-            remote_addr=remote_addr,
-            team=team,
-            detail=str(e),
+        audit.denied(
+            user, "volume.create", [name or "(anonymous)"], e, remote_addr=remote_addr, team=team
         )
         raise
     options = {"name": name or None, "labels": labels, "options": dict(driver_options or {})}
@@ -88,13 +80,8 @@ def bulk_remove(
         for target in targets:
             chosen.append(get(user, target, "volume.remove"))
     except (PermissionDenied, NotFound) as e:
-        audit.record(
-            user,
-            "volume.remove",
-            [v.name for v in chosen] + ["…"],
-            AuditResult.DENIED,
-            remote_addr=remote_addr,
-            detail=str(e),
+        audit.denied(
+            user, "volume.remove", [v.name for v in chosen] + ["…"], e, remote_addr=remote_addr
         )
         raise
     if not chosen:
