@@ -599,55 +599,6 @@ class _Unpacker:
 # --- packing -------------------------------------------------------------------------
 
 
-def create(src_dir: Path, out: BinaryIO, *, overlay_whiteouts_to_oci: bool = False) -> None:
-    """Write ``src_dir``'s content (not the directory itself) to ``out`` as a PAX tar.
-
-    Entries are sorted, symlinks are stored as links, hardlinks as links to the first
-    name, sockets skipped. With ``overlay_whiteouts_to_oci``, 0/0 char devices become
-    ``.wh.<name>`` and opaque directories get a ``.wh..wh..opq`` entry, as in OCI layers.
-    """
-    with tarfile.open(
-        fileobj=out,
-        mode="w|",
-        format=tarfile.PAX_FORMAT,
-        encoding="utf-8",
-        errors="surrogateescape",
-    ) as tf:
-        try:
-            _pack_dir(tf, str(src_dir), "", overlay_whiteouts_to_oci)
-        except OSError as e:
-            raise KernelError.from_oserror("pack directory", e) from e
-
-
-def _pack_dir(tf: tarfile.TarFile, real: str, arc: str, convert: bool) -> None:
-    if convert and is_opaque(real):
-        tf.addfile(_empty_file(f"{arc}{OPAQUE}", os.lstat(real)))
-    for name in sorted(os.listdir(real)):
-        path, arcname = os.path.join(real, name), f"{arc}{name}"
-        st = os.lstat(path)
-        if convert and stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-            tf.addfile(_empty_file(f"{arc}{WHITEOUT}{name}", st))
-            continue
-        info = tf.gettarinfo(path, arcname)
-        if info is None:
-            continue  # sockets cannot be archived
-        info.uname = info.gname = ""
-        info.pax_headers = {
-            f"SCHILY.xattr.{attr}": os.getxattr(path, attr, follow_symlinks=False).decode(
-                "utf-8", "surrogateescape"
-            )
-            for attr in os.listxattr(path, follow_symlinks=False)
-            if attr.startswith("user.") or attr == "security.capability"
-        }
-        if info.isreg():
-            with open(path, "rb") as data:
-                tf.addfile(info, data)
-        else:
-            tf.addfile(info)
-        if info.isdir():
-            _pack_dir(tf, path, arcname + "/", convert)
-
-
 def is_opaque(path: str) -> bool:
     """Whether overlayfs marked directory ``path`` opaque (it hides the lower ones)."""
     try:
@@ -656,9 +607,3 @@ def is_opaque(path: str) -> bool:
         if e.errno in (errno.ENODATA, errno.ENOTSUP):
             return False
         raise
-
-
-def _empty_file(name: str, st: os.stat_result) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.mode, info.uid, info.gid, info.mtime = 0o600, st.st_uid, st.st_gid, int(st.st_mtime)
-    return info

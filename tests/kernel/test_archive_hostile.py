@@ -24,6 +24,7 @@ import pytest
 
 from runtime import archive
 from runtime.errors import InvalidSpec, KernelError
+from runtime.images import packing
 from tests.kernel.archive_corpus import gzip_bomb
 
 pytestmark = pytest.mark.kernel
@@ -216,14 +217,15 @@ def build_tree(root: Path) -> None:
     os.utime(root / "dir", ns=(1_400_000_000_000_000_000,) * 2)
 
 
-def test_create_then_extract_preserves_modes_owners_links_and_whiteouts(scene: Scene) -> None:
+def test_packing_then_extract_preserves_modes_owners_links_and_whiteouts(scene: Scene) -> None:
     src = scene.dest / "src"
     out = scene.dest / "out"
     src.mkdir()
     out.mkdir()
     build_tree(src)
     packed = io.BytesIO()
-    archive.create(src, packed, overlay_whiteouts_to_oci=True)
+    with packing.open_writer(packed) as tf:
+        packing.pack_tree(tf, str(src), packing.Options(oci_whiteouts=True))
     names = tarfile.open(fileobj=io.BytesIO(packed.getvalue())).getnames()
     assert ".wh.gone" in names and "opaque/.wh..wh..opq" in names and "gone" not in names
     packed.seek(0)
@@ -247,10 +249,11 @@ def test_create_then_extract_preserves_modes_owners_links_and_whiteouts(scene: S
     assert not (out / "opaque/.wh..wh..opq").exists()
 
 
-def test_create_does_not_follow_symlinks(scene: Scene) -> None:
+def test_packing_does_not_follow_symlinks(scene: Scene) -> None:
     os.symlink(scene.canary, scene.dest / "link")
     packed = io.BytesIO()
-    archive.create(scene.dest, packed)
+    with packing.open_writer(packed) as tf:
+        packing.pack_tree(tf, str(scene.dest), packing.Options())
     names = tarfile.open(fileobj=io.BytesIO(packed.getvalue())).getnames()
     assert names == ["link"]
 
