@@ -40,8 +40,6 @@ from runtime import paths
 from runtime.errors import InvalidSpec, KernelError, NotFound
 
 if TYPE_CHECKING:  # the unpacking code loads with the first layer added, not with every CLI call
-    import queue
-
     from runtime import archive
 
 _ID = re.compile(r"sha256:[0-9a-f]{64}")

@@ -20,7 +20,6 @@ spools; records the pushed blobs in ``blobinfo`` and the repo digest in the tag 
 from __future__ import annotations
 
 import contextlib
-import errno
 import gzip
 import hashlib
 import io
@@ -51,7 +50,6 @@ _UPLOADS = 3
 _EVERY = 0.1
 _RETRIES = 3  # fresh uploads of a layer after a broken one
 _RETRY_PAUSE = 1  # seconds, times the attempt (docker waits 5, 10, 15)
-_NOT_TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EACCES}
 
 
 @dataclass(frozen=True)
@@ -338,8 +336,8 @@ def _upload_layer(
                 body = _Reporting(f, size, shown, emit)
                 _upload(reg, repository, body, size, digest)
             return
-        except KernelError as e:
-            if body.sent == 0 or attempt > _RETRIES or e.errno in _NOT_TRANSIENT:
+        except KernelError:
+            if body.sent == 0 or attempt > _RETRIES:
                 raise
         except OSError as e:
             raise KernelError.from_oserror(f"read layer blob {shown}", e) from e
