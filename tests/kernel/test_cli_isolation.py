@@ -424,6 +424,13 @@ def test_exec_ps_shows_small_pids_with_the_command_as_pid_1(moorage, supervisor)
     by_command = {row[2]: int(row[0]) for row in rows[1:]}
     assert by_command[f"sh -c {SUPERVISOR}"] == 1
     assert 1 < by_command["sleep 1000"] < 10
+    # Exactly the pid the kernel gave the process in the container's pid namespace
+    # (the last NSpid field of the host's view of it), which is not its host pid.
+    top = moorage.ok("top", "lamp-test").splitlines()[1:]
+    host_pid = next(int(row.split()[1]) for row in top if row.endswith("sleep 1000"))
+    status = Path(f"/proc/{host_pid}/status").read_text()
+    nspids = next(line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:"))
+    assert int(nspids[-1]) == by_command["sleep 1000"] != host_pid
 
 
 def test_the_supervisor_loop_restarts_a_killed_sleep(moorage, supervisor):
