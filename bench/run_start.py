@@ -163,6 +163,9 @@ class Moorage(Engine):
                 break
             self.moorage("rm", "-f", *ids, check=False)
             time.sleep(0.2)
+        from runtime.cli import warm_server
+
+        warm_server.stop(self.env["MOORAGE_RUN"])  # the one this bench's commands started
 
 
 class Runc(Engine):

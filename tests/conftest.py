@@ -124,6 +124,18 @@ def _networks_go_at_the_end() -> Iterator[None]:
         network_gc.remove_everything()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _warm_servers_end_with_the_session(pytestconfig: pytest.Config) -> Iterator[None]:
+    """The session's `moorage` commands start a warm server in its run dir; it is the
+    session's own process, and ends with it (the leftover check would find it)."""
+    yield
+    dirs = pytestconfig.stash.get(_dirs_key, None)
+    if dirs is not None and dirs.run.exists():
+        from runtime.cli import warm_server
+
+        warm_server.stop(str(dirs.run))
+
+
 @pytest.fixture(scope="session")
 def moorage_dirs(pytestconfig: pytest.Config) -> MoorageDirs:
     """The session's engine root, run dir and kernel-object prefix (already in os.environ)."""

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from runtime.cli import Parser
+from runtime.cli.main import Parser
 from runtime.errors import InvalidSpec
 
 
