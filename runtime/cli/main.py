@@ -75,7 +75,15 @@ FAST_VERBS.update(build="build_command")
 FAST_VERBS.update(dict.fromkeys(("pull", "push", "login", "logout", "search"), "registry_commands"))
 
 
+# Parsers built ahead, by verb: the warm server fills it before it forks its runners,
+# each of which uses one parser once.
+PREBUILT: dict[str | None, Parser] = {}
+
+
 def build_parser(verb: str | None = None) -> Parser:
+    prebuilt = PREBUILT.get(verb if verb in FAST_VERBS else None)
+    if prebuilt is not None:
+        return prebuilt
     parser = Parser(prog="moorage", description="Run containers straight on the Linux kernel.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     if verb in FAST_VERBS:

@@ -406,6 +406,9 @@ def _preload() -> None:
     for module in pkgutil.walk_packages(runtime.__path__, "runtime."):
         if not module.name.endswith(("__main__", ".warm_server")):
             importlib.import_module(module.name)
+    cli = importlib.import_module("runtime.cli.main")
+    for verb in (*cli.FAST_VERBS, None):
+        cli.PREBUILT[verb] = cli.build_parser(verb)
     threading = sys.modules.get("threading")
     if threading is not None and threading.active_count() > 1:
         # forking a process with other threads would copy locks they hold
