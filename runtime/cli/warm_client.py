@@ -32,6 +32,9 @@ FORWARDED = (
     _signal.SIGWINCH,
 )
 RLIMITS = 16  # RLIM_NLIMITS on Linux: every resource limit is passed on
+# The engine's package directory: it keys the server's socket, and its source is what
+# the server watches for changes.
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def address() -> str:
@@ -39,10 +42,9 @@ def address() -> str:
     not imported: pathlib alone costs more than this whole module), one per
     interpreter and engine source tree, so two checkouts never serve each other."""
     run_dir = os.environ.get("MOORAGE_RUN", "/run/moorage")
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     import binascii
 
-    key = binascii.crc32(f"{sys.executable}\0{package}".encode())
+    key = binascii.crc32(f"{sys.executable}\0{PACKAGE}".encode())
     return f"{run_dir}/cli-{key:08x}.sock"
 
 
@@ -165,9 +167,10 @@ def start_server(path: str) -> None:
         return
     finally:
         os.close(lock)
-    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, (package_parent, env.get("PYTHONPATH"))))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, (os.path.dirname(PACKAGE), env.get("PYTHONPATH")))
+    )
     try:
         os.posix_spawn(
             sys.executable,

@@ -33,9 +33,10 @@ import signal
 import socket
 import struct
 import sys
+import time
 from dataclasses import dataclass
 
-from runtime.cli.warm_client import RLIMITS
+from runtime.cli.warm_client import PACKAGE, RLIMITS
 
 IDLE = 600.0  # seconds without a call before the server ends
 CHECK_EVERY = 5.0  # seconds between checks that the socket is still this server's
@@ -196,7 +197,7 @@ class Server:
         """Accept calls until it is time to end (None); in a runner, return its request."""
         assert self.listener is not None
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop(): end, tidily
-        last_call = _now()
+        last_call = time.monotonic()
         poller = select.poll()
         poller.register(self.listener, select.POLLIN)
         try:
@@ -204,11 +205,11 @@ class Server:
                 ready = poller.poll(CHECK_EVERY * 1000)
                 _reap()
                 if not ready:
-                    if not self._still_mine() or _now() - last_call > IDLE:
+                    if not self._still_mine() or time.monotonic() - last_call > IDLE:
                         return None
                     continue
                 conn, _ = self.listener.accept()
-                last_call = _now()
+                last_call = time.monotonic()
                 reason = self._decline_reason(conn)
                 if reason:
                     _send(conn, b"n" + reason.encode() + b"\n")
@@ -316,9 +317,8 @@ def _caller_profile(pid: int) -> dict[str, object]:
 def _source_stamps() -> dict[str, tuple[int, int]]:
     """Modification stamps of the engine's source files and folders: a change means a
     runner would mix old code already imported with new code imported later."""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     stamps: dict[str, tuple[int, int]] = {}
-    for folder, subfolders, files in os.walk(package):
+    for folder, subfolders, files in os.walk(PACKAGE):
         subfolders[:] = [name for name in subfolders if name != "__pycache__"]
         st = os.stat(folder)
         stamps[folder] = (st.st_mtime_ns, st.st_size)
@@ -347,17 +347,9 @@ def _reap() -> None:
             return
 
 
-def _now() -> float:
-    import time
-
-    return time.monotonic()
-
-
 def stop(run_dir: str) -> None:
     """End the warm servers of a run directory (the test suite's clean-up): each
     lock file names its server's pid; a lock nobody holds is a dead server's."""
-    import time
-
     for name in os.listdir(run_dir):
         if not (name.startswith("cli-") and name.endswith(".sock.lock")):
             continue
