@@ -35,7 +35,6 @@ import datetime
 import os
 import platform
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -64,6 +63,8 @@ from _common import (
     write_report,
 )
 from run_start import IMAGE, PACKAGES, Docker, Moorage, prepare_rootfs
+
+from tests import private_redis
 
 REPO = BENCH_DIR.parent
 TEAMS = ["red", "blue", "green", "yellow"]  # rows go round-robin to these and to global
@@ -184,38 +185,8 @@ class Backend:
 
     def start_redis(self) -> None:
         (self.work / "redis").mkdir()
-        self.redis = subprocess.Popen(
-            [
-                "redis-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--dir",
-                str(self.work / "redis"),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--loglevel",
-                "warning",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-        )
-
-        def pong() -> bool:
-            with socket.socket() as s:
-                try:
-                    s.connect(("127.0.0.1", self.port))
-                    s.sendall(b"PING\r\n")
-                    return s.recv(16).startswith(b"+PONG")
-                except OSError:
-                    return False
-
-        wait_until("redis-server", pong, self.redis)
+        self.redis = private_redis.start(self.port, self.work / "redis")
+        wait_until("redis-server", lambda: private_redis.answers(self.port), self.redis)
 
     def start_worker(self) -> None:
         from webui.celery import app

@@ -55,6 +55,8 @@ from _common import (
 )
 from run_start import IMAGE, Docker, prepare_rootfs
 
+from tests import private_redis
+
 REPO = Path(__file__).resolve().parents[1]
 CAT = "stty raw -echo; cat"
 WRITER = (
@@ -250,24 +252,7 @@ def main() -> None:
     # What containerd/dockerd create outside the workdir (restored only if we ran them).
     host_before = None if args.skip_docker else host_snapshot()
     try:
-        started.append(
-            subprocess.Popen(
-                [
-                    "redis-server",
-                    "--bind",
-                    "127.0.0.1",
-                    "--port",
-                    str(redis_port),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(work),
-                ],
-                stdout=subprocess.DEVNULL,
-            )
-        )
+        started.append(private_redis.start(redis_port, work))
         wait_port(redis_port, started[-1], "redis-server")
         sys.path.insert(0, str(REPO))
         import django

@@ -19,6 +19,8 @@ from urllib.parse import quote
 import pytest
 from pytest_django import Settings
 
+from tests import private_redis
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_stray_database_sessions(django_db_setup: None, django_db_blocker: object) -> Iterator[None]:
@@ -256,38 +258,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     port = _free_port()
     workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--dir",
-            str(workdir),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--loglevel",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    proc = private_redis.start(port, workdir)
     url = f"redis://127.0.0.1:{port}/0"
-
-    def ping() -> bool:
-        with socket.socket() as s:
-            try:
-                s.connect(("127.0.0.1", port))
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-            except OSError:
-                return False
-
-    _wait("redis-server", ping, proc)
+    _wait("redis-server", lambda: private_redis.answers(port), proc)
     saved = (
         django_settings.REDIS_URL,
         django_settings.CELERY_BROKER_URL,
