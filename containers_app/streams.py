@@ -39,13 +39,15 @@ class Terminal:
 
     @classmethod
     async def _connect(cls, cid: str, request: dict[str, Any]) -> Terminal:
+        # A monitor whose container just stopped still listens until it exits: the
+        # connection may then be reset or hung up, which the reply shows (exec) or next()
+        # does (attach). Either way the container is not running.
         try:
             reader, writer = await asyncio.open_unix_connection(str(attach.socket_path(cid)))
-        except (FileNotFoundError, ConnectionRefusedError) as e:
-            raise InvalidState(f"container {cid[:12]} is not running") from e
+        except (FileNotFoundError, ConnectionError) as e:
+            raise _not_running(cid) from e
         terminal = cls(reader, writer)
-        writer.write(attach.control(request))
-        await writer.drain()
+        await terminal._write(attach.control(request))  # a reset shows in the reply
         return terminal
 
     @classmethod
@@ -67,6 +69,8 @@ class Terminal:
             if answer.get("ok"):
                 return terminal, candidate
             await terminal.close()
+            if not answer or not await asyncio.to_thread(_running, cid):  # it stopped meanwhile
+                raise _not_running(cid)
             last = ExecFailed(str(answer.get("error", "exec failed")), int(answer.get("exit", 126)))
             if argv or last.exit_code != 127:
                 break
@@ -86,17 +90,21 @@ class Terminal:
 
     async def _frame(self) -> tuple[int, bytes] | None:
         while not self._pending:
-            data = await self._reader.read(65536)
+            try:
+                data = await self._reader.read(65536)
+            except ConnectionError:  # a monitor that exits with our bytes unread resets
+                return None
             if not data:
                 return None
             self._pending.extend(self._frames.feed(data))
         return self._pending.pop(0)
 
     async def _control_reply(self) -> dict[str, Any]:
+        """The monitor's answer to the opening request; empty if it hung up instead."""
         frame = await self._frame()
-        if frame is None:
-            return {"error": "the container's monitor hung up", "exit": 126}
-        return dict(json.loads(frame[1])) if frame[0] == attach.CONTROL else {}
+        if frame is None or frame[0] != attach.CONTROL:
+            return {}
+        return dict(json.loads(frame[1]))
 
     async def next(self) -> bytes | int | None:
         """Output bytes, or the exit code (int) once the process ended, or None on hang-up."""
@@ -110,12 +118,17 @@ class Terminal:
         return None
 
     async def send(self, data: bytes) -> None:
-        self._writer.write(attach.frame(attach.STDIN, data))
-        await self._writer.drain()
+        await self._write(attach.frame(attach.STDIN, data))
 
     async def resize(self, rows: int, cols: int) -> None:
-        self._writer.write(attach.control({"op": "resize", "rows": rows, "cols": cols}))
-        await self._writer.drain()
+        await self._write(attach.control({"op": "resize", "rows": rows, "cols": cols}))
+
+    async def _write(self, data: bytes) -> None:
+        try:
+            self._writer.write(data)
+            await self._writer.drain()
+        except ConnectionError:
+            pass  # the monitor is gone: next() reports the hang-up, which ends the session
 
     async def close(self) -> None:
         self._writer.close()
@@ -123,6 +136,10 @@ class Terminal:
             await self._writer.wait_closed()
         except OSError:
             pass
+
+
+def _not_running(cid: str) -> InvalidState:
+    return InvalidState(f"container {cid[:12]} is not running")
 
 
 def _running(cid: str) -> bool:

@@ -259,3 +259,45 @@ def test_an_anonymous_websocket_is_refused(users, shell_box):
         return error
 
     assert "Sign in" in asyncio.run(scenario())["error"]
+
+
+@pytest.mark.parametrize("unread", [b"", b"bytes the monitor never read"])
+def test_a_terminal_to_a_monitor_on_its_way_out_is_refused_as_not_running(users, shell_box, unread):
+    """Between telling attached clients the container stopped and unlinking its socket, a
+    monitor still accepts connections, then closes them: a hang-up, or a reset when our
+    request is unread. The page must hear 4409 "not running", not a dropped socket."""
+    import socket
+    import threading
+
+    from runtime import attach
+
+    subprocess.run(CLI + ["stop", "-t", "0", "box"], check=True, capture_output=True, timeout=30)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(attach.socket_path(shell_box)))
+    listener.listen()
+
+    def exiting_monitor() -> None:
+        conn, _ = listener.accept()
+        if unread:  # wait for the request, leave it unread: the close then resets
+            conn.recv(1, socket.MSG_PEEK)
+        conn.close()
+
+    monitor = threading.Thread(target=exiting_monitor)
+    monitor.start()
+    session = signed_in(users.operator)
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        ws = socket_to("/ws/containers/box/terminal/?cmd=sh", session)
+        await ws.connect()
+        error = await next_json(ws)
+        closed = await ws.receive_output(5)
+        return error, closed
+
+    try:
+        error, closed = asyncio.run(scenario())
+    finally:
+        monitor.join(5)
+        listener.close()
+        attach.socket_path(shell_box).unlink()
+    assert "is not running" in error["error"]
+    assert closed == {"type": "websocket.close", "code": 4409}
