@@ -168,8 +168,13 @@ def test_a_user_types_echo_hello_and_reads_it_back_and_the_pty_follows_the_windo
     page.click(".term-screen")
     page.keyboard.type("echo hello\n")
     wait_for_screen(page, lambda t: "\nhello" in t, "the echoed hello")
-    # The rendered DOM shows it too, not only xterm's buffer.
-    assert "hello" in page.inner_text(".xterm-rows")
+    # The rendered DOM shows it too, not only xterm's buffer: a row of its own reading
+    # "hello" (the renderer paints on the next animation frame, so wait for it).
+    page.wait_for_function(
+        "[...document.querySelectorAll('.xterm-rows > div')]"
+        ".some((row) => row.textContent.replace(/\\u00a0/g, ' ').trim() === 'hello')",
+        timeout=5_000,
+    )
     shot(page, "1-terminal-echo")
 
     # Resize the window: the fit addon and ResizeObserver send the new size to the pty.
