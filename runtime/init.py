@@ -1,11 +1,13 @@
 """The container's first process, from fork to execve.
 
 The monitor forks this after ``unshare(CLONE_NEWPID)``, so it is PID 1 of the new PID
-namespace. It creates (or joins) the other namespaces, tells the monitor it is ready
-(so the monitor can put it in its cgroups and wire its network), waits for the go-ahead,
-builds the root filesystem, pivots into it, hardens it, sets up its stdio or TTY, drops
-privileges and execs the command. It never returns: on failure it writes
-``<exit code> <message>`` to the error pipe and exits with that code.
+namespace. It creates (or joins) the other namespaces, joins its cgroup and tells the
+monitor it is ready (so the monitor can wire its network); then it builds the root
+filesystem, pivots into it, hardens it, sets up its stdio or TTY and drops privileges,
+while the monitor works; once the monitor says go, it execs the command. (If it could
+not join its cgroup, the monitor moves it there, and all of that waits for the go.) It
+never returns: on failure it writes ``<exit code> <message>`` to the error pipe and
+exits with that code.
 """
 
 from __future__ import annotations
@@ -70,6 +72,31 @@ def _join_cgroup(tasks_files: tuple[str, ...]) -> bool:
     return True
 
 
+def _prepare(plan: InitPlan, pipes: InitPipes) -> None:
+    """Everything between joining the cgroup and dropping privileges."""
+    syscalls.unshare(syscalls.CLONE_NEWCGROUP)
+    rootfs.mount_rootfs(plan.rootfs)
+    rootfs.pivot(plan.rootfs.merged)
+    # Before harden: the domain name is written through /proc/sys, which it makes
+    # read-only.
+    if plan.modes.uts == "private":
+        socket.sethostname(plan.hostname)
+        if plan.domainname:
+            with open("/proc/sys/kernel/domainname", "w") as f:
+                f.write(plan.domainname)
+    rootfs.harden(plan.rootfs)
+    if plan.private_network:
+        _loopback_up()
+    _stdio(plan, pipes)
+
+
+def _wait_for_go(pipes: InitPipes) -> None:
+    os.close(pipes.ready_w)
+    if os.read(pipes.go_r, 1) != b"g":
+        os._exit(1)  # the monitor gave up on us
+    os.close(pipes.go_r)
+
+
 def _stdio(plan: InitPlan, pipes: InitPipes) -> None:
     if plan.tty:
         tty.become_controlling(tty.open_in_container(pipes.console))
@@ -90,26 +117,22 @@ def run(plan: InitPlan, pipes: InitPipes) -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         namespaces.enter_for_init(plan.modes)
-        os.write(pipes.ready_w, b"r" if _join_cgroup(plan.cgroup_tasks) else b"R")
-        os.close(pipes.ready_w)
-        if os.read(pipes.go_r, 1) != b"g":
-            os._exit(1)  # the monitor gave up on us
-        os.close(pipes.go_r)
-        syscalls.unshare(syscalls.CLONE_NEWCGROUP)
-        rootfs.mount_rootfs(plan.rootfs)
-        rootfs.pivot(plan.rootfs.merged)
-        # Before harden: the domain name is written through /proc/sys, which it
-        # makes read-only.
-        if plan.modes.uts == "private":
-            socket.sethostname(plan.hostname)
-            if plan.domainname:
-                with open("/proc/sys/kernel/domainname", "w") as f:
-                    f.write(plan.domainname)
-        rootfs.harden(plan.rootfs)
-        if plan.private_network:
-            _loopback_up()
-        _stdio(plan, pipes)
-        env = process.become(plan.process)
+        if _join_cgroup(plan.cgroup_tasks):
+            # In the cgroup already: all but the exec happens while the monitor wires
+            # the network (on two cores, a bridged start is ~10 ms shorter). The
+            # monitor is root: it reaches this process's network namespace even once
+            # the user and capabilities here have changed.
+            os.write(pipes.ready_w, b"r")
+            _prepare(plan, pipes)
+            env = process.become(plan.process)
+            _wait_for_go(pipes)
+        else:
+            # The monitor moves us into the cgroup: only then may the cgroup namespace
+            # (and with it everything after) be made.
+            os.write(pipes.ready_w, b"R")
+            _wait_for_go(pipes)
+            _prepare(plan, pipes)
+            env = process.become(plan.process)
         process.execute(plan.process, env)
     except ExecFailed as e:
         code = e.exit_code

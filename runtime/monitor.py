@@ -374,9 +374,10 @@ class Monitor:
                     self.plugged = network.plug(self.record, pid)
                 except MoorageError as e:
                     plug_error = e
-                    os.write(go_w, b"n")  # not "g": the init gives up and exits now
-                else:
-                    os.write(go_w, b"g")
+                try:  # "n": the init gives up and exits now
+                    os.write(go_w, b"n" if plug_error else b"g")
+                except BrokenPipeError:
+                    pass  # the init failed meanwhile (building its root): it says why
             if console_parent:
                 _, fds, _, _ = socket.recv_fds(console_parent, 1, 1)
                 if fds:
@@ -397,7 +398,8 @@ class Monitor:
                     os.close(fd)
             self.stdin_fd = self.master_fd = -1
             self._teardown_cgroup()
-            if plug_error:
+            # The init's own failure first: a network plugged into a dying init fails too.
+            if plug_error and not failure:
                 raise plug_error
             code, _, message = failure.decode(errors="replace").partition(" ")
             raise ExecFailed(
