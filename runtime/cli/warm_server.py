@@ -26,6 +26,7 @@ when the engine's source changes.
 from __future__ import annotations
 
 import fcntl
+import gc
 import io
 import os
 import select
@@ -401,6 +402,21 @@ def _preload() -> None:
     cli = importlib.import_module("runtime.cli.main")
     for verb in (*cli.FAST_VERBS, None):
         cli.PREBUILT[verb] = cli.build_parser(verb)
+    from runtime import seccomp
+    from runtime.errors import MissingFeature
+    from runtime.network import nftables
+
+    nftables.preload()  # the native libraries too: each container start would load them
+    try:
+        seccomp.preload()
+    except MissingFeature:
+        pass  # reported by the first container that needs the filter, as without a server
+    # Every runner, monitor and init is a fork of this process. Frozen, the objects
+    # imported here are never visited by their garbage collections, which would
+    # otherwise write to (and so copy) every page of them in every fork (the
+    # gc.freeze() documentation's advice for a fork server).
+    gc.collect()
+    gc.freeze()
     threading = sys.modules.get("threading")
     if threading is not None and threading.active_count() > 1:
         # forking a process with other threads would copy locks they hold
