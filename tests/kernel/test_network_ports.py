@@ -246,6 +246,30 @@ def test_a_host_port_already_taken_fails_clearly_and_starts_nothing(moorage: Moo
     assert chains_of(cid) == []
 
 
+def test_a_start_that_fails_building_the_root_says_why_and_frees_its_port(
+    moorage: Moorage,
+) -> None:
+    """The init builds its root while the monitor publishes the port: the init's own
+    reason is the one reported, and the port, its rules and the veth are let go."""
+    host_port = free_port()
+    result = moorage(
+        "run", "-d", "--name", "badroot", "-p", f"{host_port}:80",
+        "-v", "/etc/hostname:/bin", "busybox", "true",
+    )  # fmt: skip
+    assert result.code != 0
+    assert "Not a directory" in result.err and "/bin" in result.err, result.err
+    cid = moorage.ok("inspect", "-f", "{{.Id}}", "badroot").strip()
+    assert chains_of(cid) == []
+    assert moorage.ok("inspect", "-f", "{{json .NetworkSettings.Ports}}", "badroot").strip() in (
+        "{}",
+        "null",
+    )
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert cid[:8] not in links
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("0.0.0.0", host_port))  # the proxy let go of it
+
+
 def test_two_containers_cannot_hold_the_same_host_port(moorage: Moorage) -> None:
     """S11: a second -p HOST:... fails with a non-zero status."""
     host_port = free_port()
