@@ -45,7 +45,7 @@ class Terminal:
         try:
             reader, writer = await asyncio.open_unix_connection(str(attach.socket_path(cid)))
         except (FileNotFoundError, ConnectionError) as e:
-            raise _not_running(cid) from e
+            raise attach.not_running(cid) from e
         terminal = cls(reader, writer)
         await terminal._write(attach.control(request))  # a reset shows in the reply
         return terminal
@@ -70,7 +70,7 @@ class Terminal:
                 return terminal, candidate
             await terminal.close()
             if not answer or not await asyncio.to_thread(_running, cid):  # it stopped meanwhile
-                raise _not_running(cid)
+                raise attach.not_running(cid)
             last = ExecFailed(str(answer.get("error", "exec failed")), int(answer.get("exit", 126)))
             if argv or last.exit_code != 127:
                 break
@@ -136,10 +136,6 @@ class Terminal:
             await self._writer.wait_closed()
         except OSError:
             pass
-
-
-def _not_running(cid: str) -> InvalidState:
-    return InvalidState(f"container {cid[:12]} is not running")
 
 
 def _running(cid: str) -> bool:

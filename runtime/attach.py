@@ -60,6 +60,11 @@ class FrameReader:
         return frames
 
 
+def not_running(cid: str) -> InvalidState:
+    """The refusal for a container whose monitor cannot be reached (or just hung up)."""
+    return InvalidState(f"container {cid[:12]} is not running")
+
+
 class Client:
     """A blocking connection to a monitor, used by the CLI."""
 
@@ -70,7 +75,7 @@ class Client:
             self.sock.connect(str(socket_path(cid)))
         except (FileNotFoundError, ConnectionRefusedError) as e:
             self.sock.close()
-            raise InvalidState(f"container {cid[:12]} is not running") from e
+            raise not_running(cid) from e
         except OSError as e:
             self.sock.close()
             raise KernelError.from_oserror("connect to container monitor", e) from e
